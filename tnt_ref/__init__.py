@@ -1,0 +1,43 @@
+"""tnt-ref: the reference implementation of Tensor Normal Training (Ren & Goldfarb, NeurIPS 2021).
+
+The paper is the table of contents; see ``docs/`` for which function implements which part.
+"""
+
+from ._validation import TNTRefWarning
+from .backend import asarray, get_namespace, namespace_for, to_numpy
+from .kronecker import KroneckerMatrix, frobenius_kron_fit
+from .tensor import fold, kron, mode_product, mode_products, unfold, vec
+from .tensor_normal import (
+    MLEResult,
+    TensorNormal,
+    mle,
+    mode_moments,
+    normalize,
+    tnt_factors,
+    tnt_factors_from_moments,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TNTRefWarning",
+    "asarray",
+    "get_namespace",
+    "namespace_for",
+    "to_numpy",
+    "KroneckerMatrix",
+    "frobenius_kron_fit",
+    "fold",
+    "kron",
+    "mode_product",
+    "mode_products",
+    "unfold",
+    "vec",
+    "MLEResult",
+    "TensorNormal",
+    "mle",
+    "mode_moments",
+    "normalize",
+    "tnt_factors",
+    "tnt_factors_from_moments",
+]

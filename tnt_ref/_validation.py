@@ -1,0 +1,140 @@
+"""Input checks shared by the public entry points.
+
+Public functions validate once, here; private helpers trust their inputs. Every message names
+the argument, says what was expected and what was received, and where possible how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+
+from .backend import get_namespace
+
+
+class TNTRefWarning(UserWarning):
+    """Warnings raised by tnt-ref (numerical trouble that was handled, not hidden)."""
+
+
+def warn(message: str, stacklevel: int = 3) -> None:
+    """Emit a :class:`TNTRefWarning` pointing at the caller of the public function."""
+    warnings.warn(message, TNTRefWarning, stacklevel=stacklevel)
+
+
+def check_array(x: Any, name: str, *, ndim: int | None = None, min_ndim: int | None = None):
+    """Check that ``x`` is an array with the expected number of axes and finite entries."""
+    if not array_api_compat.is_array_api_obj(x):
+        raise TypeError(f"`{name}` must be an array (numpy, cupy or array-api-strict); got {type(x).__name__}.")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"`{name}` must have {ndim} axes; got shape {tuple(x.shape)} ({x.ndim} axes).")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"`{name}` must have at least {min_ndim} axes; got shape {tuple(x.shape)}.")
+    check_finite(x, name)
+    return x
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raise if ``x`` holds NaN or Inf (nothing returns NaN silently)."""
+    xp = get_namespace(x)
+    if xp.isdtype(x.dtype, ("real floating", "complex floating")) and not bool(xp.all(xp.isfinite(x))):
+        n_bad = int(xp.sum(xp.astype(~xp.isfinite(x), xp.int64)))
+        raise ValueError(f"`{name}` contains {n_bad} NaN or Inf entries; all entries must be finite.")
+
+
+def check_mode(mode: int, ndim: int, name: str = "mode") -> int:
+    """Check a 0-based mode index against a tensor of ``ndim`` axes."""
+    if not isinstance(mode, int) or isinstance(mode, bool):
+        raise TypeError(f"`{name}` must be an int; got {type(mode).__name__}.")
+    if not 0 <= mode < ndim:
+        raise ValueError(f"`{name}` must be in [0, {ndim - 1}] for a tensor with {ndim} modes; got {name}={mode}.")
+    return mode
+
+
+def check_positive(value: float, name: str, *, allow_zero: bool = False) -> float:
+    """Check a positive (or non-negative) finite scalar."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number; got {value!r}.") from None
+    ok = v >= 0 if allow_zero else v > 0
+    if not (ok and math.isfinite(v)):
+        want = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"`{name}` must be {want} and finite; got {name}={value!r}.")
+    return v
+
+
+def check_square_factors(
+    factors: Sequence[Any],
+    name: str = "factors",
+    *,
+    shape: Sequence[int] | None = None,
+    symmetric: bool = True,
+    rtol: float = 1e-8,
+):
+    """Check a sequence of square (optionally symmetric) matrices, one per tensor mode."""
+    if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence) or len(factors) == 0:
+        raise TypeError(f"`{name}` must be a non-empty list of square matrices; got {type(factors).__name__}.")
+    xp = get_namespace(*factors)
+    if shape is not None and len(factors) != len(shape):
+        raise ValueError(f"`{name}` must have one factor per mode ({len(shape)}); got {len(factors)} factors.")
+    for i, u in enumerate(factors):
+        check_array(u, f"{name}[{i}]", ndim=2)
+        if u.shape[0] != u.shape[1]:
+            raise ValueError(f"factor {i} of `{name}` must be square; got shape {tuple(u.shape)}.")
+        if shape is not None and u.shape[0] != shape[i]:
+            raise ValueError(
+                f"factor {i} of `{name}` has shape {tuple(u.shape)}, expected ({shape[i]}, {shape[i]}) "
+                f"to match mode {i} of the tensor (size {shape[i]})."
+            )
+        if symmetric:
+            asym = float(xp.max(xp.abs(u - u.T))) if u.shape[0] else 0.0
+            scale = float(xp.max(xp.abs(u))) if u.shape[0] else 0.0
+            if asym > rtol * max(scale, 1e-300):
+                raise ValueError(
+                    f"factor {i} of `{name}` must be symmetric; max |U - U^T| = {asym:.3g} "
+                    f"(relative {asym / max(scale, 1e-300):.3g} > {rtol:g}). Symmetrize it with (U + U.T) / 2."
+                )
+    return list(factors)
+
+
+def cholesky_factors(factors: Sequence[Any], name: str = "factors"):
+    """Check that every factor is symmetric positive definite; return their lower Cholesky factors.
+
+    NumPy raises ``LinAlgError`` on an indefinite matrix while CuPy returns NaN; both become the
+    same ``ValueError`` that reports the smallest eigenvalue of the offending factor.
+    """
+    xp = get_namespace(*factors)
+    chols = []
+    for i, u in enumerate(factors):
+        try:
+            lower = xp.linalg.cholesky(u)
+            ok = bool(xp.all(xp.isfinite(lower)))
+        except Exception as err:  # noqa: BLE001  (LinAlgError and its backend equivalents)
+            if "linalg" not in type(err).__module__.lower() and "LinAlgError" not in type(err).__name__:
+                raise
+            ok = False
+        if not ok:
+            lam_min = float(xp.min(xp.linalg.eigvalsh(u)))
+            raise ValueError(
+                f"factor {i} of `{name}` must be symmetric positive definite; its Cholesky factorization "
+                f"failed (smallest eigenvalue {lam_min:.3g}). Add damping (U + eps*I) or check the factor."
+            )
+        chols.append(lower)
+    return chols
+
+
+def check_samples(samples: Any, name: str = "samples", *, min_n: int = 1):
+    """Check a stack of sample tensors of shape ``(n, d_1, ..., d_k)``."""
+    check_array(samples, name, min_ndim=2)
+    if samples.shape[0] < min_n:
+        raise ValueError(
+            f"`{name}` must hold at least {min_n} sample(s) along axis 0 (shape (n, d_1, ..., d_k)); "
+            f"got shape {tuple(samples.shape)}."
+        )
+    if any(d < 1 for d in samples.shape[1:]):
+        raise ValueError(f"`{name}` must have non-empty modes; got shape {tuple(samples.shape)}.")
+    return samples
