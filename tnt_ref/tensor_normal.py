@@ -375,8 +375,9 @@ def mle(
 
     ``scheme="gauss-seidel"`` (default) uses each new factor at once (monotone log-likelihood);
     ``scheme="jacobi"`` updates all modes from the previous sweep's factors. One Jacobi sweep from
-    identity factors followed by the scale rule *is* TNT's estimator [derived]; a Gauss-Seidel
-    sweep in general is not.
+    identity factors gives ``U_i = (d_i / D) S_i``: TNT's estimator up to the overall scale, which
+    TNT's rule fixes by ``tr(kron U_i) = tau`` (the sweep's trace is ``tau**k / D**(k-1)``) [derived];
+    a Gauss-Seidel sweep is in general not proportional to it.
 
     Parameters
     ----------
