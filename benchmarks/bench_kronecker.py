@@ -8,6 +8,10 @@ is not flattered). The dense matrix is filled in place block by block: at (256, 
 8.6 GB and the solve takes minutes on 2 cores, so that case runs once. Both answers are compared,
 so a fast wrong path cannot pass. Target: ratio >= 100 at (64, 64).
 
+Both paths run with one BLAS thread (threadpoolctl): multithreaded OpenBLAS ``potrf`` crashed
+(segmentation fault) on this 2-core machine for D >= 16384, and one thread keeps the two paths
+on equal terms.
+
     python benchmarks/bench_kronecker.py
 """
 
@@ -18,6 +22,7 @@ import time
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import threadpool_limits
 
 from tnt_ref import KroneckerMatrix, kron
 
@@ -47,7 +52,7 @@ def dense_kron(mats):
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}")
+    print(f"machine: {platform.machine()}, numpy {np.__version__}, one BLAS thread")
     print(f"{'shape':<14} {'D':>7} {'kron path (s)':>14} {'dense solve (s)':>16} {'ratio':>8} {'max rel diff':>13}")
     for shape in SHAPES:
         factors = []
@@ -80,4 +85,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with threadpool_limits(limits=1, user_api="blas"):
+        main()

@@ -172,7 +172,7 @@ def exact_fisher_blocks(
     n = X.shape[0]
 
     def grads_of_chunk(sl):
-        for gd in net.fisher_pseudo_grads(params, X[sl]):
+        for gd in net.fisher_pseudo_grads(params, X[sl, ...]):
             yield gd, 1.0 / n
 
     return _accumulate(net, params, X, names, max_block_bytes, grads_of_chunk, chunk)
@@ -187,7 +187,7 @@ def empirical_fisher_blocks(
     n = X.shape[0]
 
     def grads_of_chunk(sl):
-        yield net.per_example_grads(params, X[sl], y[sl]), 1.0 / n
+        yield net.per_example_grads(params, X[sl, ...], y[sl, ...]), 1.0 / n
 
     return _accumulate(net, params, X, names, max_block_bytes, grads_of_chunk, chunk)
 
@@ -222,8 +222,8 @@ def monte_carlo_fisher_blocks(
 
         def grads_of_chunk(sl):
             for _ in range(n_samples):
-                y_s = net.sample_labels(params, X[sl], rng)
-                yield net.per_example_grads(params, X[sl], y_s), 1.0 / (n * n_samples)
+                y_s = net.sample_labels(params, X[sl, ...], rng)
+                yield net.per_example_grads(params, X[sl, ...], y_s), 1.0 / (n * n_samples)
 
         return _accumulate(net, params, X, names, max_block_bytes, grads_of_chunk, chunk=n)
     if scale != "batch-mean":
@@ -276,7 +276,7 @@ def exact_mode_moments(
     shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
     S = {nm: [xp.zeros((d, d), dtype=params[nm].dtype) for d in shapes[nm]] for nm in names}
     for sl in _chunks(n, chunk):
-        for gd in net.fisher_pseudo_grads(params, X[sl], per_example="factored" if closed_form else True):
+        for gd in net.fisher_pseudo_grads(params, X[sl, ...], per_example="factored" if closed_form else True):
             for nm in names:
                 g = gd[nm]
                 nb = g.delta.shape[0] if isinstance(g, OuterGrad) else g.shape[0]
@@ -317,7 +317,7 @@ def kfac_factors(net: Sequential, params: dict, X, *, names: Iterable[str] | Non
     A: dict = {}
     T: dict = {}
     for sl in _chunks(n, chunk):
-        for c, gd in enumerate(net.fisher_pseudo_grads(params, X[sl], per_example="factored")):
+        for c, gd in enumerate(net.fisher_pseudo_grads(params, X[sl, ...], per_example="factored")):
             for nm in weights:
                 g = gd[nm]
                 T[nm] = g.delta.shape[2]
@@ -331,6 +331,8 @@ def kfac_factors(net: Sequential, params: dict, X, *, names: Iterable[str] | Non
 def _mle_block(F, tshape, damping: float):
     """``kron`` of the KL projection of ``F`` (of ``F + damping I`` if the undamped one is singular)."""
     D = F.shape[0]
+    if len(tshape) == 1:
+        return F.copy()  # k = 1: every SPD matrix is in the family, the projection is F itself
     for ridge in (0.0, damping):
         try:
             return kron(*mle(covariance=F + ridge * np.eye(D), shape=tshape, tol=1e-10, max_iter=100).factors)
