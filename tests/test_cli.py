@@ -1,0 +1,32 @@
+"""The command line: outputs, files and error messages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tnt_ref.cli import main
+
+
+def test_estimators_command(capsys):
+    assert main(["estimators", "--shape", "3,2", "--n", "20", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "tnt" in out and "mle" in out and "frobenius" in out
+
+
+def test_fisher_command_writes_json_and_figure(tmp_path, capsys):
+    assert main(["fisher", "--model", "mlp", "--n", "20", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "fisher_mlp.json").read_text())
+    assert {r["method"] for r in res["rows"]} >= {"tnt-exact", "kfac", "mle", "frobenius", "shampoo", "diagonal"}
+    assert (tmp_path / "fisher_mlp.png").stat().st_size > 10_000
+    assert "fc1.weight" in capsys.readouterr().out
+
+
+def test_cli_errors(capsys):
+    assert main(["fisher", "--model", "mlp", "--n", "5000"]) == 2
+    assert "`n` must be in [2, 1497]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["estimators", "--shape", "3,-2"])
+    with pytest.raises(SystemExit):
+        main(["fisher", "--damping", "-1"])
