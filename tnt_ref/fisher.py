@@ -43,6 +43,7 @@ __all__ = [
     "monte_carlo_fisher_blocks",
     "exact_mode_moments",
     "kfac_factors",
+    "kfac_sums",
     "compare_to_exact",
     "approximation_ladder",
     "LadderResult",
@@ -311,21 +312,30 @@ def kfac_factors(net: Sequential, params: dict, X, *, names: Iterable[str] | Non
     """
     _validate(net, params, X)
     weights = [nm for nm in _names(net, names) if len(net.param_shapes[nm]) in (2, 4)]
-    xp = get_namespace(X)
     n = X.shape[0]
     G: dict = {}
     A: dict = {}
-    T: dict = {}
     for sl in _chunks(n, chunk):
         for c, gd in enumerate(net.fisher_pseudo_grads(params, X[sl, ...], per_example="factored")):
             for nm in weights:
-                g = gd[nm]
-                T[nm] = g.delta.shape[2]
-                dd = xp.sum(xp.matmul(g.delta, xp.permute_dims(g.delta, (0, 2, 1))), axis=0)  # (out, out)
+                dd, aa = kfac_sums(gd[nm])
                 G[nm] = G.get(nm, 0) + dd
-                if c == 0:
-                    A[nm] = A.get(nm, 0) + xp.sum(xp.matmul(g.a, xp.permute_dims(g.a, (0, 2, 1))), axis=0)
-    return {nm: (G[nm] / (n * T[nm]), A[nm] / n) for nm in weights}
+                if c == 0:  # A does not depend on the label
+                    A[nm] = A.get(nm, 0) + aa
+    return {nm: (G[nm] / n, A[nm] / n) for nm in weights}
+
+
+def kfac_sums(g: OuterGrad):
+    """``(sum_n sum_t delta_t delta_t^T / T, sum_n sum_t a_t a_t^T)`` of factored per-example gradients.
+
+    ``T`` is the number of output positions (1 for a linear layer); dividing ``G`` by ``T`` is KFC's
+    spatial-homogeneity scaling, so that ``kron(G, A)`` approximates the weight's block.
+    """
+    xp = get_namespace(g.delta)
+    T = g.delta.shape[2]
+    dd = xp.sum(xp.matmul(g.delta, xp.permute_dims(g.delta, (0, 2, 1))), axis=0) / T  # (out, out)
+    aa = xp.sum(xp.matmul(g.a, xp.permute_dims(g.a, (0, 2, 1))), axis=0)  # (in, in)
+    return dd, aa
 
 
 def _mle_block(F, tshape, damping: float):

@@ -180,23 +180,28 @@ class Sequential:
         return json.dumps(self.spec, sort_keys=True)
 
 
-def mlp(sizes: Sequence[int], activation: str = "tanh", loss: str = "softmax_cross_entropy") -> Sequential:
+def mlp(sizes: Sequence[int], activation: str | Sequence[str] = "tanh", loss: str = "softmax_cross_entropy") -> Sequential:
     """Fully connected network ``sizes[0] -> ... -> sizes[-1]``; hidden layers use ``activation``, the last is linear.
 
-    Layers are named ``fc1, fc2, ...``.
+    ``activation`` may also be a list with one name per hidden layer (e.g. an autoencoder's linear
+    code layer: ``["relu", "identity", "relu"]``). Layers are named ``fc1, fc2, ...``.
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"`sizes` must list at least an input and an output size, all positive; got {sizes}.")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}.")
+    acts = [activation] * (len(sizes) - 2) if isinstance(activation, str) else list(activation)
+    if len(acts) != len(sizes) - 2:
+        raise ValueError(f"`activation` must be one name or one per hidden layer ({len(sizes) - 2}); got {activation!r}.")
+    for a in acts + ([activation] if isinstance(activation, str) else []):
+        if a not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {a!r}; valid: {sorted(ACTIVATIONS)}.")
     get_loss(loss)
     layers: list = []
     for i in range(len(sizes) - 1):
         layers.append(Linear(f"fc{i + 1}", sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(Activation(activation))
-    spec = {"kind": "mlp", "sizes": sizes, "activation": activation, "loss": loss}
+            layers.append(Activation(acts[i]))
+    spec = {"kind": "mlp", "sizes": sizes, "activation": activation if isinstance(activation, str) else acts, "loss": loss}
     return Sequential(layers, loss, (sizes[0],), spec)
 
 

@@ -1,0 +1,111 @@
+"""Training runs: bit-identical resume, checkpoint errors, divergence, compare's results schema."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tnt_ref.cli import main
+from tnt_ref.training import CheckpointError, DivergedError, compare, run
+
+
+@pytest.mark.parametrize("optimizer", ["tnt", "kfac", "shampoo", "adam"])
+def test_resume_is_bit_identical(tmp_path, optimizer):
+    ck = tmp_path / "run.npz"
+    full = run("mlp", optimizer, 1e-4, epochs=3, seed=1, progress=False)
+    run("mlp", optimizer, 1e-4, epochs=2, seed=1, checkpoint=ck, progress=False)
+    cont = run("mlp", optimizer, 1e-4, epochs=3, seed=1, checkpoint=ck, resume=True, progress=False)
+    for k in full.params:
+        np.testing.assert_array_equal(cont.params[k], full.params[k])
+    assert [h["train_loss"] for h in cont.history] == [h["train_loss"] for h in full.history]
+
+
+def test_history_fields_and_budget_in_seconds():
+    r = run("autoencoder", "sgd", 0.03, epochs=None, seconds=0.05, progress=False)
+    assert len(r.history) >= 1
+    h = r.history[0]
+    assert set(h) == {"epoch", "train_loss", "test_loss", "test_accuracy", "wall_time", "process_time"}
+    assert h["test_accuracy"] is None  # autoencoder
+    r = run("mlp", "sgd", 0.1, epochs=2, progress=False)
+    assert 0 <= r.history[-1]["test_accuracy"] <= 1 and r.history[-1]["train_loss"] < r.history[0]["train_loss"] * 1.5
+
+
+def test_checkpoint_errors(tmp_path):
+    ck = tmp_path / "run.npz"
+    run("mlp", "sgd", 0.1, epochs=1, checkpoint=ck, progress=False)
+    with pytest.raises(CheckpointError, match="is for optimizer='sgd', but this run has optimizer='adam'"):
+        run("mlp", "adam", 0.1, epochs=2, checkpoint=ck, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="is for problem='mlp'"):
+        run("cnn", "sgd", 0.1, epochs=2, checkpoint=ck, resume=True, progress=False)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(ck.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        run("mlp", "sgd", 0.1, epochs=2, checkpoint=bad, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        run("mlp", "sgd", 0.1, epochs=2, checkpoint=tmp_path / "none.npz", resume=True, progress=False)
+
+
+def test_divergence_stops_with_message(tmp_path):
+    ck = tmp_path / "run.npz"
+    with pytest.raises(DivergedError, match=r"sgd on autoencoder: non-finite loss .* at epoch 1, step \d+ \(learning_rate=1e\+06\); no checkpoint was written"):
+        run("autoencoder", "sgd", 1e6, epochs=2, checkpoint=ck, progress=False)
+    assert not ck.exists()
+
+
+def test_divergence_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    import tnt_ref.training as T
+
+    ck = tmp_path / "run.npz"
+    run("mlp", "sgd", 0.1, epochs=1, checkpoint=ck, progress=False)
+    good = ck.read_bytes()
+    real = T.train_step
+    calls = {"n": 0}
+
+    def nan_after_three(*args):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise DivergedError("non-finite loss (nan) or gradient")
+        return real(*args)
+
+    monkeypatch.setattr(T, "train_step", nan_after_three)
+    with pytest.raises(DivergedError, match=r"at epoch 2, step 4 .* the last good checkpoint \(epoch 1\) is kept at"):
+        run("mlp", "sgd", 0.1, epochs=3, checkpoint=ck, resume=True, progress=False)
+    assert ck.read_bytes() == good
+
+
+def test_bad_run_arguments():
+    with pytest.raises(ValueError, match=r"unknown problem 'resnet'; valid: \['autoencoder', 'cnn', 'mlp'\]"):
+        run("resnet", "sgd", 0.1)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        run("mlp", "lbfgs", 0.1)
+    with pytest.raises(ValueError, match="`learning_rate` must be positive"):
+        run("mlp", "sgd", -0.1)
+    with pytest.raises(ValueError, match="give a budget"):
+        run("mlp", "sgd", 0.1, epochs=None)
+    with pytest.raises(ValueError, match=r"`batch_size` must be in \[1, 1497\]"):
+        run("mlp", "sgd", 0.1, batch_size=5000)
+
+
+def test_compare_writes_schema(tmp_path):
+    res = compare("autoencoder", tmp_path, epochs=1, optimizers=["sgd", "tnt"], grids={"sgd": [0.03, 1e6], "tnt": [1e-4]}, log=lambda *_: None)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data == json.loads(json.dumps(res))
+    assert data["problem"] == "autoencoder"
+    for r in data["runs"]:
+        assert set(r) >= {"optimizer", "learning_rate", "best", "history"}
+        for h in r["history"]:
+            assert set(h) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "wall_time"}
+    assert [r["best"] for r in data["runs"]] == [True, False, True]
+    assert data["runs"][1]["diverged"] is True
+    assert (tmp_path / "loss.png").stat().st_size > 10_000
+    assert "| sgd |" in (tmp_path / "table.md").read_text()
+
+
+def test_train_cli(tmp_path, capsys):
+    assert main(["train", "--problem", "mlp", "--optimizer", "tnt", "--lr", "1e-4", "--epochs", "1",
+                 "--out", str(tmp_path)]) == 0
+    assert "epoch   1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "history.json").read_text())[0]["epoch"] == 1
+    assert main(["train", "--problem", "mlp", "--optimizer", "nope", "--lr", "1"]) == 2

@@ -1,0 +1,78 @@
+"""The optimizer contract (after optax): state is data, ``init`` and ``update`` are pure functions.
+
+``opt.init(params) -> state`` and
+``opt.update(grads, state, params, **extra) -> (updates, new_state)``; the new parameters are
+``apply_updates(params, updates)`` (``params + updates``). ``state`` is an immutable ``NamedTuple``;
+``update`` never mutates its inputs. What a method needs beyond the gradient of the mini-batch mean
+loss is a keyword argument, and ``opt.needs(state)`` says which ones the next step requires, so the
+training loop computes the extra backward pass only on statistics steps:
+
+* ``"sampled_grads"`` — gradient of the mini-batch mean loss with labels sampled from the model
+  (TNT; for TNT-EF the data labels), shape of each parameter;
+* ``"sampled_per_example"`` — the same per example, ``(m, *shape)`` (TNT at per-example scale);
+* ``"kfac_stats"`` — ``name -> (G, A)`` mini-batch KFAC statistics with sampled labels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._validation import check_positive
+
+__all__ = ["Optimizer", "apply_updates", "check_hyper", "tree_map"]
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """A named pair of pure functions plus what the training loop must supply.
+
+    Attributes
+    ----------
+    name : str
+    init : ``params -> state``
+    update : ``(grads, state, params, **extra) -> (updates, state)``
+    needs : ``state -> frozenset[str]`` of extra inputs the next ``update`` requires
+    stat_labels : ``"sampled"`` (true Fisher statistics) or ``"data"`` (empirical, TNT-EF)
+    hyper : the hyperparameters, for logs and checkpoints
+    """
+
+    name: str
+    init: Callable[[dict], Any]
+    update: Callable[..., tuple[dict, Any]]
+    needs: Callable[[Any], frozenset] = lambda state: frozenset()
+    stat_labels: str = "sampled"
+    hyper: dict = field(default_factory=dict)
+
+
+def apply_updates(params: dict, updates: dict) -> dict:
+    """``params + updates`` as a new dict (nothing is modified in place)."""
+    return {k: params[k] + updates[k] for k in params}
+
+
+def tree_map(fn, tree: dict) -> dict:
+    return {k: fn(v) for k, v in tree.items()}
+
+
+def check_hyper(
+    *,
+    learning_rate: float,
+    momentum: float | None = None,
+    decay: float | None = None,
+    damping: float | None = None,
+    weight_decay: float = 0.0,
+    intervals: dict[str, int] | None = None,
+) -> None:
+    """Shared checks: positive learning rate and damping, decays in ``[0, 1)``, intervals ``>= 1``."""
+    check_positive(learning_rate, "learning_rate")
+    for name, v in (("momentum", momentum), ("decay", decay)):
+        if v is not None and not (0.0 <= float(v) < 1.0 and math.isfinite(float(v))):
+            raise ValueError(f"`{name}` must be in [0, 1); got {name}={v!r}.")
+    if damping is not None:
+        check_positive(damping, "damping")
+    check_positive(weight_decay, "weight_decay", allow_zero=True)
+    for name, v in (intervals or {}).items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"`{name}` must be an integer >= 1; got {name}={v!r}.")
