@@ -179,7 +179,7 @@ def _cmd_demo(args) -> int:
 
 
 #: Epochs per run in ``tnt-ref demo`` (about 3 minutes on 2 CPU cores for all optimizers and grids).
-DEMO_EPOCHS = 20
+DEMO_EPOCHS = 50
 
 
 def main(argv: list[str] | None = None) -> int:

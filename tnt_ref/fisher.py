@@ -332,10 +332,10 @@ def kfac_sums(g: OuterGrad):
     spatial-homogeneity scaling, so that ``kron(G, A)`` approximates the weight's block.
     """
     xp = get_namespace(g.delta)
-    T = g.delta.shape[2]
-    dd = xp.sum(xp.matmul(g.delta, xp.permute_dims(g.delta, (0, 2, 1))), axis=0) / T  # (out, out)
-    aa = xp.sum(xp.matmul(g.a, xp.permute_dims(g.a, (0, 2, 1))), axis=0)  # (in, in)
-    return dd, aa
+    n, out, T = g.delta.shape
+    d2 = xp.reshape(xp.permute_dims(g.delta, (1, 0, 2)), (out, n * T))  # (out, N*T)
+    a2 = xp.reshape(xp.permute_dims(g.a, (1, 0, 2)), (g.a.shape[1], n * T))  # (in, N*T)
+    return xp.matmul(d2, d2.T) / T, xp.matmul(a2, a2.T)
 
 
 def _mle_block(F, tshape, damping: float):

@@ -82,7 +82,7 @@ def _problem(name, build, images, autoencoder, batch_size, T1, T2, grids, select
 PROBLEMS: dict[str, Problem] = {
     "autoencoder": _problem(
         "autoencoder", _ae, False, True, 100, 1, 20,
-        {"tnt": [3e-5, 1e-4, 3e-4], "tnt-ef": [3e-5, 1e-4, 3e-4], "kfac": [1e-3, 3e-3, 1e-2],
+        {"tnt": [3e-5, 1e-4, 3e-4], "tnt-ef": [3e-5, 1e-4, 3e-4], "kfac": [3e-3, 1e-2, 3e-2],
          "shampoo": [1e-4, 3e-4, 1e-3], "sgd": [0.01, 0.03, 0.1], "adam": [3e-3, 1e-2, 3e-2]},
         "train_loss",
     ),
@@ -94,7 +94,7 @@ PROBLEMS: dict[str, Problem] = {
     "cnn": _problem(
         "cnn", lambda: cnn((1, 8, 8), channels=(8, 16), kernel=3, n_classes=10, activation="relu", padding=1), True,
         False, 64, 5, 25,
-        _CLASSIFIER_GRIDS,
+        {**_CLASSIFIER_GRIDS, "tnt": [1e-5, 3e-5, 1e-4], "tnt-ef": [1e-5, 3e-5, 1e-4]},
         "test_accuracy",
     ),
 }

@@ -1,0 +1,131 @@
+"""Per-step cost of every optimizer on one model, split by phase, as ratios to SGD-m (issue 4).
+
+Model: the paper's MNIST autoencoder sizes, 784-1000-500-250-30 mirrored (ReLU, linear code,
+Bernoulli loss), mini-batch m = 1000 as the paper's autoencoder runs, on synthetic inputs in
+[0, 1] (only time matters here). float64, NumPy on the CPU.
+
+Phases, each the best of ``REPEAT`` timings:
+  gradient        forward + backward with the data labels (the same for every method)
+  stats-backward  the extra backward with sampled labels (TNT, KFAC) on the same forward pass
+  statistics      the optimizer's statistics update (EMA of the mode moments / of G and A)
+  inverses        the optimizer's inverse / root computation
+  precondition    the rest of ``update``: momentum, preconditioning, the parameter update
+Amortised time per step = gradient + precondition + (stats-backward + statistics) / T1 + inverses / T2.
+Optimizer memory = bytes of the optimizer state (momentum, statistics, inverses).
+
+    python benchmarks/bench_optim.py            # both interval settings
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import numpy as np
+
+from tnt_ref.fisher import kfac_sums, tensor_shape
+from tnt_ref.models import mlp
+from tnt_ref.optim import make_optimizer
+
+REPEAT = 3
+M = 1000
+SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
+NEVER = 10**9
+
+
+def best(fn, repeat=REPEAT):
+    t = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        t = min(t, time.perf_counter() - t0)
+    return t
+
+
+def nbytes(tree) -> int:
+    if isinstance(tree, dict):
+        return sum(nbytes(v) for v in tree.values())
+    if isinstance(tree, tuple):
+        return sum(nbytes(v) for v in tree)
+    return int(getattr(tree, "nbytes", 0))
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    acts = ["relu", "relu", "relu", "identity", "relu", "relu", "relu"]
+    net = mlp(SIZES, acts, "sigmoid_cross_entropy")
+    params = net.init(rng)
+    X = rng.random((M, SIZES[0]))
+    n_params = sum(p.size for p in params.values())
+    sum_d2 = sum(sum(d * d for d in tensor_shape(p.shape, 3)) for p in params.values())
+    print(f"machine: {platform.machine()}, numpy {np.__version__}; model {'-'.join(map(str, SIZES))}, "
+          f"{n_params:,} parameters, batch {M}, float64")
+
+    z, caches = net.forward(params, X)
+    grad_out = net.loss_fn.grad(z, X) / M
+    g = net.backward(params, caches, grad_out)
+
+    def gradient():
+        zz, cc = net.forward(params, X)
+        net.backward(params, cc, net.loss_fn.grad(zz, X) / M)
+
+    t_grad = best(gradient)
+    ys = net.loss_fn.sample(z, rng)
+    t_back_mean = best(lambda: net.backward(params, caches, net.loss_fn.grad(z, ys) / M))
+    t_back_fact = best(lambda: {k: kfac_sums(f) for k, f in net.backward(params, caches, net.loss_fn.grad(z, ys), per_example="factored").items() if hasattr(f, "delta")})
+    sampled = net.backward(params, caches, net.loss_fn.grad(z, ys) / M)
+    kstats = {}
+    for k, f in net.backward(params, caches, net.loss_fn.grad(z, ys), per_example="factored").items():
+        if hasattr(f, "delta"):
+            dd, aa = kfac_sums(f)
+            kstats[k] = (dd / M, aa / M)
+
+    for T1, T2 in [(1, 20), (10, 100)]:
+        print(f"\nintervals T1 = {T1}, T2 = {T2} (ms per step; ratio to SGD-m in brackets)")
+        header = f"{'optimizer':<9} {'gradient':>9} {'stats-bwd':>9} {'statistics':>10} {'inverses':>9} {'precond':>8} {'amortised':>16} {'memory (MB)':>18}"
+        print(header)
+        rows = {}
+        for name in ["sgd", "adam", "tnt", "kfac", "shampoo"]:
+            kw = {} if name in ("sgd", "adam") else {"damping": 1e-2}
+            extra_plain, extra_stats, t_sb = {}, {}, 0.0
+            if name == "tnt":
+                extra_stats, t_sb = {"sampled_grads": sampled}, t_back_mean
+            elif name == "kfac":
+                extra_stats, t_sb = {"kfac_stats": kstats}, t_back_fact
+
+            def timed(T1_, T2_, extra, step=1):
+                opt = make_optimizer(name, 1e-4, **kw, **({} if name in ("sgd", "adam") else {"T1": T1_, "T2": T2_}))
+                st = opt.init(params)
+                if name in ("tnt", "kfac"):  # initialize statistics once, as after the warm start / first step
+                    _, st = opt.update(g, st, params, **extra_stats)
+                elif name == "shampoo":
+                    _, st = opt.update(g, st, params)
+                st = st._replace(step=step)
+                return best(lambda: opt.update(g, st, params, **extra)), nbytes(st)
+
+            t_plain, mem = timed(NEVER, NEVER, extra_plain)
+            if name in ("sgd", "adam"):
+                t_stat = t_inv = 0.0
+            else:
+                # statistics every step (T1 = 1) at a step past T2 = 2 whose index is not a multiple of 2: no inverse
+                t_stat = max(timed(1, 2, extra_stats if name != "shampoo" else {}, step=3)[0] - t_plain, 0.0)
+                t_inv = max(timed(NEVER, 1, extra_plain, step=1)[0] - t_plain, 0.0)
+            amort = t_grad + t_plain + (t_sb + t_stat) / T1 + t_inv / T2
+            rows[name] = (t_grad, t_sb, t_stat, t_inv, t_plain, amort, mem)
+        base_amort, base_mem = rows["sgd"][5], rows["sgd"][6] + nbytes(params)
+        for name, (tg, tsb, tst, tinv, tp, am, mem) in rows.items():
+            total_mem = mem + nbytes(params)
+            print(f"{name:<9} {tg*1e3:>9.1f} {tsb*1e3:>9.1f} {tst*1e3:>10.1f} {tinv*1e3:>9.1f} {tp*1e3:>8.1f} "
+                  f"{am*1e3:>8.1f} ({am / base_amort:>4.2f}x) {total_mem / 1e6:>9.1f} ({total_mem / base_mem:>4.2f}x)")
+        tnt_mem = rows["tnt"][6]
+        bound = (2 * n_params + 2 * sum_d2) * 8 - nbytes(params)
+        print(f"TNT optimizer state {tnt_mem / 1e6:.1f} MB; bound momentum + 2 sum d_i^2 = {bound / 1e6:.1f} MB: "
+              f"{'within' if tnt_mem <= bound else 'ABOVE'}")
+        r = rows["tnt"][5] / base_amort
+        target = 2.0 if T1 == 1 else 1.3
+        print(f"TNT / SGD-m amortised = {r:.2f} (target <= {target}): {'met' if r <= target else 'NOT met'}; "
+              f"TNT vs KFAC {rows['tnt'][5] / rows['kfac'][5]:.2f}, vs Shampoo {rows['tnt'][5] / rows['shampoo'][5]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
