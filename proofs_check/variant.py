@@ -117,9 +117,17 @@ def run_variant(
     ``eps = 0`` is allowed here (AS.3's negative control): the inverses are then plain inverses of
     possibly singular factors (infinite where ``inv`` fails).
     """
+    n = prob.X.shape[0]
+    if not isinstance(N, int) or N < 1:
+        raise ValueError(f"`N` (iterations) must be a positive int; got N={N!r}.")
+    if not isinstance(m, int) or not 1 <= m <= n:
+        raise ValueError(f"`m` (mini-batch size) must be in [1, {n}] for {n} examples; got m={m!r}.")
+    if not alpha > 0 or eps < 0:
+        raise ValueError(f"`alpha` must be positive and `eps` non-negative; got alpha={alpha!r}, eps={eps!r}.")
+    if stats not in ("after", "before"):
+        raise ValueError(f"`stats` must be 'after' (the analysed variant) or 'before' (Algorithm 1, T1 = 1); got {stats!r}.")
     rng_batch = np.random.default_rng(seed)
     rng_label = np.random.default_rng(seed + 10_000)
-    n = prob.X.shape[0]
     sampler = sampler or uniform_sampler(n, m)
     params = {k: v.copy() for k, v in prob.params0.items()}
     shapes = {k: tensor_shape(v.shape) for k, v in params.items()}

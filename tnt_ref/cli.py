@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--seed", type=int, default=0)
     cmp_.set_defaults(func=_cmd_compare)
 
+    sub.add_parser("check-theory", help="run proofs_check (the paper's theory, with negative controls); --help for options",
+                   add_help=False)
+
     demo = sub.add_parser("demo", help="the README's main job: a short optimizer comparison on the autoencoder")
     demo.add_argument("--out", default="tnt-ref-out/demo")
     demo.set_defaults(func=_cmd_demo)
@@ -183,6 +186,12 @@ DEMO_EPOCHS = 50
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check-theory"]:
+        # proofs_check depends on tnt_ref, never the reverse: imported only here, at the top layer
+        from proofs_check.__main__ import main as check_main  # noqa: PLC0415
+
+        return check_main(argv[1:], prog="tnt-ref check-theory")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,60 @@
+"""proofs_check in CI: the quick profile, every check with its expected result (negative controls fail)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proofs_check.__main__ import main
+from proofs_check.registry import CHECKS, run_checks
+from proofs_check.variant import run_variant, softmax_regression
+from tnt_ref.cli import main as tnt_main
+
+
+@pytest.fixture(scope="module")
+def results():
+    return run_checks(profile="quick")
+
+
+def test_every_check_gives_its_expected_result(results):
+    bad = [(r.name, r.expected, r.status, r.measured) for r in results if not r.ok]
+    assert not bad, bad
+    assert len(results) == len(CHECKS) >= 20
+
+
+def test_every_positive_check_has_a_negative_control(results):
+    kinds = {r.kind for r in results}
+    assert {"symbolic", "numeric", "negative-control", "theorem"} <= kinds
+    negatives = [r for r in results if r.kind == "negative-control"]
+    assert all(r.expected == "fail" and r.status == "fail" for r in negatives)
+    for prefix in ("sym.kron_mode_product", "sym.moment_identity", "AS.1", "AS.2", "AS.3", "AS.4", "theorem1"):
+        assert any(r.name.startswith(prefix) for r in negatives), prefix
+
+
+def test_cli_json_and_exit_code(tmp_path, capsys):
+    js = tmp_path / "r.json"
+    rc = main(["--profile", "quick", "--checks", "sym.moment_identity", "sym.moment_identity.no_trace",
+               "--json", str(js), "--report", str(tmp_path / "rep.md")])
+    assert rc == 0
+    data = json.loads(js.read_text())
+    assert [c["name"] for c in data["checks"]] == ["sym.moment_identity", "sym.moment_identity.no_trace"]
+    for c in data["checks"]:
+        assert set(c) == {"name", "claim", "tag", "kind", "expected", "status", "measured"}
+        assert c["tag"] in ("paper", "code", "derived", "reconstructed")
+    assert "| `sym.moment_identity` |" in (tmp_path / "rep.md").read_text()
+    assert "2 of 2 checks gave their expected result" in capsys.readouterr().out
+
+
+def test_tnt_ref_check_theory_and_bad_names(tmp_path, capsys):
+    assert tnt_main(["check-theory", "--profile", "quick", "--checks", "sym.scale_nonidentifiability", "--report", ""]) == 0
+    assert main(["--checks", "no.such.check", "--report", ""]) == 2
+    assert "unknown check names ['no.such.check']" in capsys.readouterr().err
+
+
+def test_impossible_parameters():
+    prob = softmax_regression(20)
+    with pytest.raises(ValueError, match=r"`N` \(iterations\) must be a positive int; got N=0"):
+        run_variant(prob, N=0, m=4, alpha=0.1, eps=0.1)
+    with pytest.raises(ValueError, match=r"`m` \(mini-batch size\) must be in \[1, 20\] for 20 examples; got m=50"):
+        run_variant(prob, N=3, m=50, alpha=0.1, eps=0.1)
