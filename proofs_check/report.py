@@ -30,6 +30,11 @@ def _measured_short(meas: dict, width: int = 70) -> str:
     return s if len(s) <= width else s[: width - 3] + "..."
 
 
+def _cell(text: str) -> str:
+    """Escape ``|`` (norms, absolute values) inside a markdown table cell."""
+    return text.replace("|", "\\|")
+
+
 def print_table(results: list[CheckResult], out=print) -> None:
     out(f"{'check':<32} {'tag':<14} {'kind':<17} {'expected':<8} {'status':<6} {'ok':<3} measured")
     for r in results:
@@ -110,7 +115,7 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| `{r.name}` | {r.tag} | {r.kind} | {r.expected} | {r.status} | {'yes' if r.ok else '**NO**'} | {r.claim} |")
+        lines.append(f"| `{r.name}` | {r.tag} | {r.kind} | {r.expected} | {r.status} | {'yes' if r.ok else '**NO**'} | {_cell(r.claim)} |")
     lines += ["", "## Measured values", ""]
     for r in results:
         meas = json.dumps(r.measured, default=_jsonable, indent=None)
@@ -130,7 +135,7 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
             f"kappa_lo = {T['kappa_lo']:.3g}, kappa_hi = {T['kappa_hi']:.3g}, step alpha = kappa_lo / (L kappa_hi^2) = {T['alpha']:.3g}, "
             f"D_f = {T['D_f']:.3g}, sigma^2 <= {T['sigma2_bound']:.3g} (a priori), {T['seeds']} seeds per point.",
             "",
-            "| m | N | observed E||grad f(x_R)||^2 | 2 s.e. | bound | bound / observed |",
+            "| m | N | observed E\\|\\|grad f(x_R)\\|\\|^2 | 2 s.e. | bound | bound / observed |",
             "|---|---|---|---|---|---|",
         ]
         for r in T["rows"]:
