@@ -67,15 +67,21 @@ def _prob_fns(prob: SmallProblem):
     return (lambda x: prob.f(unflat(x))), (lambda x: flat(prob.grad(unflat(x)))), unflat
 
 
+def _trajectory(make_problem, profile):
+    """A problem, its f and grad f on flat vectors, and the iterates of a short run of the variant."""
+    sz = _sizes(profile)
+    prob = make_problem(sz["n"])
+    tr = run_variant(prob, N=sz["N"], m=sz["m"], alpha=0.05, eps=0.5)
+    f_fn, g_fn, _ = _prob_fns(prob)
+    return prob, f_fn, g_fn, [flat(p) for p in tr.iterates]
+
+
 @register("AS.1.softmax", "f >= 0 and grad f is L-Lipschitz with the closed-form L along the trajectory (softmax regression)",
           "reconstructed", "numeric")
 def as1_softmax(profile):
-    sz = _sizes(profile)
-    prob = softmax_regression(sz["n"])
-    tr = run_variant(prob, N=sz["N"], m=sz["m"], alpha=0.05, eps=0.5)
-    f_fn, g_fn, _ = _prob_fns(prob)
+    prob, f_fn, g_fn, pts = _trajectory(softmax_regression, profile)
     rng = np.random.default_rng(1)
-    pts = [flat(p) for p in tr.iterates] + [flat(prob.params0) + rng.standard_normal(flat(prob.params0).size) for _ in range(3)]
+    pts = pts + [flat(prob.params0) + rng.standard_normal(flat(prob.params0).size) for _ in range(3)]
     ok, meas = lipschitz_check(f_fn, g_fn, pts, f_low=0.0, L=prob.L_bound, rng=rng)
     meas["power_iteration_max"] = max(_power_hessian_norm(g_fn, x, rng) for x in pts[:4])
     return ok and meas["power_iteration_max"] <= prob.L_bound * (1 + 1e-4), meas
@@ -84,12 +90,8 @@ def as1_softmax(profile):
 @register("AS.1.mlp", "f >= 0 and grad f is L-Lipschitz along the trajectory, L estimated by power iteration (tanh MLP)",
           "reconstructed", "numeric")
 def as1_mlp(profile):
-    sz = _sizes(profile)
-    prob = tanh_mlp(sz["n"])
-    tr = run_variant(prob, N=sz["N"], m=sz["m"], alpha=0.05, eps=0.5)
-    f_fn, g_fn, _ = _prob_fns(prob)
+    prob, f_fn, g_fn, pts = _trajectory(tanh_mlp, profile)
     rng = np.random.default_rng(2)
-    pts = [flat(p) for p in tr.iterates]
     L_est = max(_power_hessian_norm(g_fn, x, rng) for x in pts)
     ok, meas = lipschitz_check(f_fn, g_fn, pts, f_low=0.0, L=1.05 * L_est, rng=rng, scales=(1e-3, 1e-4, 1e-5))
     meas["L_estimated"] = L_est

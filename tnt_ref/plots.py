@@ -25,6 +25,20 @@ _COLORS = {
 }
 
 
+def _save(fig, path: str | Path, title: str = "") -> Path:
+    """Title, layout, and an atomic save (a temporary file renamed over ``path``)."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = "") -> Path:
     """Left: relative Frobenius error per layer and method. Right: spectra of the exact block and its
     approximations for the layer with the largest block."""
@@ -52,16 +66,7 @@ def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = 
     ax2.set_ylabel("eigenvalue")
     ax2.set_title(f"spectra, {big}")
     ax2.legend(fontsize=8, ncol=2)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_training(runs: list[dict], path: str | Path, title: str = "") -> Path:
@@ -83,13 +88,4 @@ def plot_training(runs: list[dict], path: str | Path, title: str = "") -> Path:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path, title)
