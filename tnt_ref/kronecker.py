@@ -28,7 +28,7 @@ from .backend import get_namespace, is_cupy, is_numpy, scipy_namespace, to_numpy
 from .tensor import _kron, _mode_products, outer
 from .tensor_normal import _normalize
 
-__all__ = ["KroneckerMatrix", "frobenius_kron_fit", "safe_eigh"]
+__all__ = ["KroneckerMatrix", "damped_inverse_factors", "frobenius_kron_fit", "safe_eigh"]
 
 
 def safe_eigh(u, *, floor: float = 0.0):
@@ -171,21 +171,7 @@ class KroneckerMatrix:
         eps = check_positive(eps, "eps")
         if scheme not in ("per-factor", "pi"):
             raise ValueError(f"`scheme` must be 'per-factor' or 'pi'; got scheme={scheme!r}.")
-        xp = self._xp
-        k = len(self.factors)
-        if scheme == "per-factor":
-            eps_i = [eps] * k
-        else:
-            a = [max(float(xp.linalg.trace(u)) / u.shape[0], 0.0) for u in self.factors]
-            g = float(np.prod(a)) ** (1.0 / k)
-            eps_i = [(ai / g if g > 0 else 1.0) * eps ** (1.0 / k) for ai in a]
-        invs = []
-        for i, (u, e) in enumerate(zip(self.factors, eps_i)):
-            inv = xp.linalg.inv(u + e * xp.eye(u.shape[0], dtype=u.dtype))
-            if not bool(xp.all(xp.isfinite(inv))):
-                raise ValueError(f"factor {i} + {e:g} I is singular; use a larger `eps`.")
-            invs.append((inv + inv.T) / 2)
-        return KroneckerMatrix(invs)
+        return KroneckerMatrix(damped_inverse_factors(self.factors, eps, scheme))
 
     def solve_damped(self, X, lam: float):
         """Exactly damped solve ``(kron U_i + lam I)^{-1} vec(X)``, returned in ``X``'s shape.
@@ -223,6 +209,26 @@ class KroneckerMatrix:
             return to_numpy(self.matvec(xp.asarray(np.asarray(v))))
 
         return spla.LinearOperator((D, D), matvec=mv, rmatvec=mv, matmat=mv, dtype=to_numpy(self.factors[0]).dtype)
+
+
+def damped_inverse_factors(factors, eps: float, scheme: str = "per-factor") -> list:
+    """``[(U_i + eps_i I)^{-1}]`` for symmetric PSD factors, no input checks (see
+    :meth:`KroneckerMatrix.damped_inverse` for the schemes). Raises if a damped factor is singular."""
+    xp = get_namespace(*factors)
+    k = len(factors)
+    if scheme == "per-factor":
+        eps_i = [eps] * k
+    else:
+        a = [max(float(xp.linalg.trace(u)) / u.shape[0], 0.0) for u in factors]
+        g = float(np.prod(a)) ** (1.0 / k)
+        eps_i = [(ai / g if g > 0 else 1.0) * eps ** (1.0 / k) for ai in a]
+    invs = []
+    for i, (u, e) in enumerate(zip(factors, eps_i)):
+        inv = xp.linalg.inv(u + e * xp.eye(u.shape[0], dtype=u.dtype))
+        if not bool(xp.all(xp.isfinite(inv))):
+            raise ValueError(f"factor {i} + {e:g} I is singular; use a larger `eps`.")
+        invs.append((inv + inv.T) / 2)
+    return invs
 
 
 def _rearrange(F, shape):

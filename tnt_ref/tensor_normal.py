@@ -247,6 +247,11 @@ def tnt_factors_from_moments(moments: Sequence[Any], *, rtol: float | None = Non
         trace is negative.
     """
     moments = check_square_factors(moments, "moments")
+    return _tnt_factors_from_moments(moments, rtol)
+
+
+def _tnt_factors_from_moments(moments, rtol: float | None = None):
+    """:func:`tnt_factors_from_moments` without the per-factor checks (the traces are still compared)."""
     xp = get_namespace(*moments)
     shape = [int(s.shape[0]) for s in moments]
     k, D = len(shape), _prod(shape)
@@ -255,7 +260,7 @@ def tnt_factors_from_moments(moments: Sequence[Any], *, rtol: float | None = Non
     if rtol is None:
         rtol = max(1e-6, 100 * float(xp.finfo(moments[0].dtype).eps))
     spread = max(abs(t - tau) for t in traces)
-    if min(traces) < 0 or spread > rtol * max(abs(tau), 1e-300):
+    if not all(math.isfinite(t) for t in traces) or min(traces) < 0 or spread > rtol * max(abs(tau), 1e-300):
         raise ValueError(
             f"`moments` must be mode moments of one tensor: their traces must agree and be non-negative; "
             f"got traces {[f'{t:.6g}' for t in traces]} (relative spread {spread / max(abs(tau), 1e-300):.3g} > {rtol:g})."

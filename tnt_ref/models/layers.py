@@ -4,7 +4,8 @@ Each layer is a small object with no state beyond its hyperparameters; parameter
 network's ordered ``dict[str, array]`` under ``"<layer>.weight"`` and ``"<layer>.bias"``.
 
 ``forward(params, x) -> (out, cache)`` and
-``backward(params, cache, g_out, per_example) -> (g_in, grads)``; ``grads`` maps parameter names to
+``backward(params, cache, g_out, per_example, input_grad=True) -> (g_in, grads)`` (``g_in`` is
+``None`` when ``input_grad=False``: the network's first layer skips it); ``grads`` maps parameter names to
 the batch **sum** of gradients (shape of the parameter) or, with ``per_example=True``, to the
 per-example gradients (shape ``(N, *param.shape)``). With ``per_example="factored"`` weights of
 linear and convolution layers come as :class:`OuterGrad` (``g_n = delta_n a_n^T``), which is what
@@ -73,10 +74,10 @@ class Linear:
             z = z + p[f"{self.name}.bias"]
         return z, x
 
-    def backward(self, p, a, g, per_example: bool):
+    def backward(self, p, a, g, per_example: bool, input_grad: bool = True):
         xp = get_namespace(g)
         W = p[f"{self.name}.weight"]
-        g_in = xp.matmul(g, W)  # (N, in)
+        g_in = xp.matmul(g, W) if input_grad else None  # (N, in)
         if per_example == "factored":
             n = g.shape[0]
             grads = {f"{self.name}.weight": OuterGrad(xp.reshape(g, (n, self.d_out, 1)), xp.reshape(a, (n, self.d_in, 1)), (self.d_out, self.d_in))}
@@ -170,13 +171,13 @@ class Conv2d:
         z = xp.matmul(Wm, cols) + xp.reshape(p[f"{self.name}.bias"], (1, self.c_out, 1))  # (N, C_out, L)
         return xp.reshape(z, (n, self.c_out, ho, wo)), (cols, tuple(x.shape))
 
-    def backward(self, p, cache, g, per_example: bool):
+    def backward(self, p, cache, g, per_example: bool, input_grad: bool = True):
         xp = get_namespace(g)
         cols, x_shape = cache
         n = g.shape[0]
         gm = xp.reshape(g, (n, self.c_out, -1))  # (N, C_out, L)
         Wm = xp.reshape(p[f"{self.name}.weight"], (self.c_out, -1))  # (C_out, P)
-        g_in = self._col2im(xp.matmul(Wm.T, gm), x_shape)
+        g_in = self._col2im(xp.matmul(Wm.T, gm), x_shape) if input_grad else None
         gb = xp.sum(gm, axis=2)  # (N, C_out)
         wshape = (self.c_out, self.c_in, self.kh, self.kw)
         if per_example == "factored":
@@ -231,8 +232,8 @@ class Activation:
         y, dy = ACTIVATIONS[self.kind](get_namespace(x), x)
         return y, dy
 
-    def backward(self, p, dy, g, per_example: bool):
-        return g * dy, {}
+    def backward(self, p, dy, g, per_example: bool, input_grad: bool = True):
+        return (g * dy if input_grad else None), {}
 
 
 class Flatten:
@@ -250,8 +251,8 @@ class Flatten:
         xp = get_namespace(x)
         return xp.reshape(x, (x.shape[0], -1)), tuple(x.shape)
 
-    def backward(self, p, shape, g, per_example: bool):
-        return get_namespace(g).reshape(g, shape), {}
+    def backward(self, p, shape, g, per_example: bool, input_grad: bool = True):
+        return (get_namespace(g).reshape(g, shape) if input_grad else None), {}
 
 
 Layer = Any

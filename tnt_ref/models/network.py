@@ -104,8 +104,9 @@ class Sequential:
         """Back-propagate ``g_out = dL/dz`` ``(N, C)``; sums over the batch unless ``per_example``."""
         grads: dict = {}
         g = g_out
+        first = self.layers[0]
         for layer, c in zip(reversed(self.layers), reversed(caches)):
-            g, gr = layer.backward(params, c, g, per_example)
+            g, gr = layer.backward(params, c, g, per_example, input_grad=layer is not first)  # nobody needs dL/dX
             grads.update(gr)
         return {n: grads[n] for n in self.param_names}
 

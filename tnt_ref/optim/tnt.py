@@ -30,9 +30,9 @@ from typing import Any, NamedTuple
 
 from ..backend import get_namespace
 from ..fisher import tensor_shape
-from ..kronecker import KroneckerMatrix
+from ..kronecker import damped_inverse_factors
 from ..tensor import _mode_products
-from ..tensor_normal import _mode_moments, tnt_factors_from_moments
+from ..tensor_normal import _mode_moments, _tnt_factors_from_moments
 from .base import Optimizer, check_hyper
 
 __all__ = ["TNTState", "tnt", "tnt_warm_start"]
@@ -150,8 +150,8 @@ def tnt(
 
 
 def _damped_inverses(S: tuple, eps: float, scheme: str) -> tuple:
-    U = tnt_factors_from_moments(list(S))
-    return tuple(KroneckerMatrix(U).damped_inverse(eps, scheme=scheme).factors)
+    """U = normalize(S) (spec section 3); K_i = (U_i + eps I)^{-1}. Trusted inputs: no per-factor checks."""
+    return tuple(damped_inverse_factors(_tnt_factors_from_moments(list(S)), eps, scheme))
 
 
 def tnt_warm_start(opt: Optimizer, state: TNTState, params: dict, sampled_grads: Iterable[dict]) -> TNTState:
