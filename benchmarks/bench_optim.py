@@ -1,10 +1,12 @@
 """Per-step cost of every optimizer on one model, split by phase, as ratios to SGD-m (issue 4).
 
-Model: the paper's MNIST autoencoder sizes, 784-1000-500-250-30 mirrored (ReLU, linear code,
-Bernoulli loss), mini-batch m = 1000 as the paper's autoencoder runs, on synthetic inputs in
-[0, 1] (only time matters here). float64, NumPy on the CPU.
+Models (synthetic inputs: only time matters here; float64, NumPy on the CPU):
+  autoencoder  the paper's MNIST autoencoder sizes, 784-1000-500-250-30 mirrored (ReLU, linear code,
+               Bernoulli loss), mini-batch m = 1000 as the paper's autoencoder runs;
+  cnn          conv 3->32 and 32->64 (3x3, stride 2, padding 1, ReLU) on 16x16 inputs, linear 1024 -> 10,
+               softmax, mini-batch 128 as the paper's CNN runs; kernels as 3-way tensors.
 
-Phases, each the best of ``REPEAT`` timings:
+Phases, each the best of ``REPEAT`` (5) timings (run it on an otherwise idle machine):
   gradient        forward + backward with the data labels (the same for every method)
   stats-backward  the extra backward with sampled labels (TNT, KFAC) on the same forward pass
   statistics      the optimizer's statistics update (EMA of the mode moments / of G and A)
@@ -13,7 +15,7 @@ Phases, each the best of ``REPEAT`` timings:
 Amortised time per step = gradient + precondition + (stats-backward + statistics) / T1 + inverses / T2.
 Optimizer memory = bytes of the optimizer state (momentum, statistics, inverses).
 
-    python benchmarks/bench_optim.py            # both interval settings
+    python benchmarks/bench_optim.py [autoencoder|cnn]    # both models by default, both interval settings
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import time
 import numpy as np
 
 from tnt_ref.fisher import kfac_sums, tensor_shape
-from tnt_ref.models import mlp
+from tnt_ref.models import cnn, mlp
 from tnt_ref.optim import make_optimizer
 
-REPEAT = 3
+REPEAT = 5
 M = 1000
 SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 NEVER = 10**9
@@ -50,24 +52,36 @@ def nbytes(tree) -> int:
     return int(getattr(tree, "nbytes", 0))
 
 
-def main() -> None:
-    rng = np.random.default_rng(0)
-    acts = ["relu", "relu", "relu", "identity", "relu", "relu", "relu"]
-    net = mlp(SIZES, acts, "sigmoid_cross_entropy")
+def problem(name: str, rng):
+    if name == "autoencoder":
+        acts = ["relu", "relu", "relu", "identity", "relu", "relu", "relu"]
+        net = mlp(SIZES, acts, "sigmoid_cross_entropy")
+        X = rng.random((M, SIZES[0]))
+        return net, X, X, f"autoencoder {'-'.join(map(str, SIZES))}"
+    net = cnn((3, 16, 16), channels=(32, 64), kernel=3, n_classes=10, activation="relu", padding=1, stride=2)
+    return net, rng.random((128, 3, 16, 16)), rng.integers(0, 10, 128), "cnn conv3-32, conv32-64 (3x3, stride 2) on 16x16x3, fc 1024-10"
+
+
+def main(models=("autoencoder", "cnn")) -> None:
+    print(f"machine: {platform.machine()}, numpy {np.__version__}, float64")
+    for name in models:
+        bench(*problem(name, np.random.default_rng(0)))
+
+
+def bench(net, X, y, label) -> None:
+    rng = np.random.default_rng(1)
     params = net.init(rng)
-    X = rng.random((M, SIZES[0]))
+    M = X.shape[0]
     n_params = sum(p.size for p in params.values())
     sum_d2 = sum(sum(d * d for d in tensor_shape(p.shape, 3)) for p in params.values())
-    print(f"machine: {platform.machine()}, numpy {np.__version__}; model {'-'.join(map(str, SIZES))}, "
-          f"{n_params:,} parameters, batch {M}, float64")
+    print(f"\n=== {label}: {n_params:,} parameters, batch {M}")
 
     z, caches = net.forward(params, X)
-    grad_out = net.loss_fn.grad(z, X) / M
-    g = net.backward(params, caches, grad_out)
+    g = net.backward(params, caches, net.loss_fn.grad(z, y) / M)
 
     def gradient():
         zz, cc = net.forward(params, X)
-        net.backward(params, cc, net.loss_fn.grad(zz, X) / M)
+        net.backward(params, cc, net.loss_fn.grad(zz, y) / M)
 
     t_grad = best(gradient)
     ys = net.loss_fn.sample(z, rng)
@@ -128,4 +142,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(tuple(sys.argv[1:]) or ("autoencoder", "cnn"))

@@ -232,10 +232,12 @@ def _as3(prob, profile, eps, m=None, use_apriori=True):
     return ok, meas
 
 
-@register("AS.3.softmax", "kappa_lo I <= H_k <= kappa_hi I at every iterate, kappa from the a priori gradient bound (softmax regression)",
+@register("AS.3.softmax", "kappa_lo I <= H_k <= kappa_hi I at every iterate, kappa from the measured and from the a priori gradient bound (softmax regression)",
           "reconstructed", "numeric")
 def as3_softmax(profile):
-    return _as3(softmax_regression(_sizes(profile)["n"]), profile, eps=0.1)
+    ok_a, apriori = _as3(softmax_regression(_sizes(profile)["n"]), profile, eps=0.1)
+    ok_m, measured = _as3(softmax_regression(_sizes(profile)["n"]), profile, eps=0.1, use_apriori=False)
+    return ok_a and ok_m, {"a_priori_B": apriori, "measured_B": measured}
 
 
 @register("AS.3.mlp", "kappa_lo I <= H_k <= kappa_hi I at every iterate, kappa from the measured gradient bound B_l (tanh MLP)",

@@ -1,0 +1,42 @@
+"""Backends: namespace from the inputs, conversions, and clear errors for unusable backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tnt_ref.backend import BACKENDS, BackendError, asarray, cupy_available, get_namespace, namespace_for, scipy_namespace, to_numpy
+from tnt_ref.cli import main
+
+
+def test_namespace_from_inputs_and_roundtrip(xp):
+    a = asarray(np.arange(6.0).reshape(2, 3), xp)
+    assert get_namespace(a) is not None
+    np.testing.assert_array_equal(to_numpy(a), np.arange(6.0).reshape(2, 3))
+    assert to_numpy(2.5) == 2.5
+
+
+def test_mixing_backends_is_an_error():
+    xs = namespace_for("array-api-strict")
+    with pytest.raises(TypeError, match="one array-API backend"):
+        get_namespace(np.zeros(2), xs.zeros(2))
+
+
+def test_scipy_namespace_for_numpy():
+    import scipy
+
+    assert scipy_namespace(namespace_for("numpy")) is scipy
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match=r"`backend` must be one of \('numpy', 'cupy', 'array-api-strict'\); got backend='jax'"):
+        namespace_for("jax")
+    assert BACKENDS == ("numpy", "cupy", "array-api-strict")
+
+
+@pytest.mark.skipif(cupy_available(), reason="this machine has CuPy and a GPU: the error path cannot be exercised")
+def test_cupy_unavailable_message(capsys):
+    with pytest.raises(BackendError, match=r'pip install "tnt-ref\[gpu\]"|no CUDA device|sees no GPU'):
+        namespace_for("cupy")
+    assert main(["train", "--problem", "mlp", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1", "--backend", "cupy"]) == 2
+    assert "cupy" in capsys.readouterr().err.lower()
