@@ -34,7 +34,8 @@ __all__ = ["KroneckerMatrix", "damped_inverse_factors", "frobenius_kron_fit", "s
 def safe_eigh(u, *, floor: float = 0.0):
     """Eigendecomposition of a symmetric PSD matrix with the safeguards peers learned the hard way.
 
-    Symmetrizes first; refuses NaN/Inf input; retries in float64 if the backend's ``eigh`` fails
+    Symmetrizes first; refuses NaN/Inf input; returns ``(0, I)`` for an all-zero matrix without
+    calling ``eigh``; retries in float64 if the backend's ``eigh`` fails
     or returns non-finite values (CuPy's ``eigh`` of a zero matrix has returned NaN, cupy#6539);
     clips eigenvalues below ``floor`` (roundoff makes PSD matrices slightly indefinite).
 
@@ -52,6 +53,8 @@ def safe_eigh(u, *, floor: float = 0.0):
     check_array(u, "u", ndim=2)
     dtype = u.dtype
     s = (u + u.T) / 2
+    if not bool(xp.any(s != 0)):  # all-zero statistics: answer directly (CuPy's eigh has returned NaN here)
+        return xp.zeros((u.shape[0],), dtype=dtype), xp.eye(u.shape[0], dtype=dtype)
     ok = False
     try:
         lam, Q = xp.linalg.eigh(s)
