@@ -387,7 +387,7 @@ def compare(
     Writes ``results.json`` (schema in ``docs/reproduction.md``), ``loss.png`` (training loss against
     epochs and against time, best run per optimizer) and ``table.md``. The best run per optimizer is
     the one with the lowest final training loss (autoencoder) or the highest final test accuracy
-    (classifiers); diverged runs are recorded and never best.
+    (classifiers; ties broken by the lower final training loss); diverged runs are recorded and never best.
     """
     from .plots import plot_training  # noqa: PLC0415
 
@@ -406,7 +406,8 @@ def compare(
                 r = run(problem, o, lr, epochs=epochs, seed=seed, progress=progress)
                 entry = {"optimizer": o, "learning_rate": lr, "best": False, "diverged": False, "history": r.history}
                 final = r.history[-1]
-                v = -final["train_loss"] if prob.select_by == "train_loss" else final["test_accuracy"]
+                # classifiers: highest test accuracy, ties (one image is 1/300) broken by lower training loss
+                v = (-final["train_loss"],) if prob.select_by == "train_loss" else (final["test_accuracy"], -final["train_loss"])
                 if best_v is None or v > best_v:
                     best_i, best_v = len(runs), v
                 msg = f"train loss {final['train_loss']:.4f}" + (
