@@ -141,6 +141,62 @@ def _accumulate(net, params, X, names, max_block_bytes, grads_of_chunk, chunk):
     return F
 
 
+def _expectation_pass(
+    net: Sequential,
+    params: dict,
+    X,
+    names: list[str],
+    *,
+    blocks: bool = False,
+    moments: bool = False,
+    kfac: bool = False,
+    conv_modes: int = 3,
+    closed_form: bool = True,
+    max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+    chunk: int = 256,
+) -> dict:
+    """One pass over the pseudo-gradients ``J^T s_c`` of every input and column ``c`` of ``S``
+    (``Lambda = S S^T``: the exact expectation over labels), accumulating what is asked for:
+    dense blocks ``(1/n) sum vec g vec g^T``, mode moments ``(1/n) sum g_(i) g_(i)^T`` (closed form
+    for linear weights), and KFAC's ``(G, A)``. Trusts its inputs (the public functions validate)."""
+    xp = get_namespace(X)
+    n = X.shape[0]
+    F = _zero_blocks(net, params, names, max_block_bytes, xp) if blocks else {}
+    shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
+    S = {nm: [xp.zeros((d, d), dtype=params[nm].dtype) for d in shapes[nm]] for nm in names} if moments else {}
+    weights = [nm for nm in names if len(net.param_shapes[nm]) in (2, 4)] if kfac else []
+    G: dict = {}
+    A: dict = {}
+    mode = "factored" if (kfac or (moments and closed_form)) else True
+    for sl in _chunks(n, chunk):
+        nb = sl.stop - sl.start
+        for c, gd in enumerate(net.fisher_pseudo_grads(params, X[sl, ...], per_example=mode)):
+            for nm in names:
+                g = gd[nm]
+                if blocks:
+                    Gf = _flat(g, nb)  # (nb, D)
+                    F[nm] = F[nm] + xp.matmul(Gf.T, Gf)
+                if moments:
+                    if closed_form and isinstance(g, OuterGrad) and g.delta.shape[2] == 1 and len(shapes[nm]) == 2:
+                        d = xp.reshape(g.delta, (nb, -1))  # (nb, out)
+                        a = xp.reshape(g.a, (nb, -1))  # (nb, in)
+                        S[nm][0] = S[nm][0] + xp.matmul((d * xp.sum(a * a, axis=1, keepdims=True)).T, d)
+                        S[nm][1] = S[nm][1] + xp.matmul((a * xp.sum(d * d, axis=1, keepdims=True)).T, a)
+                    else:
+                        Gt = xp.reshape(_flat(g, nb), (nb, *shapes[nm]))
+                        S[nm] = [s + nb * m for s, m in zip(S[nm], _mode_moments(Gt))]
+                if nm in weights:
+                    dd, aa = kfac_sums(g)
+                    G[nm] = G.get(nm, 0) + dd
+                    if c == 0:  # A does not depend on the label
+                        A[nm] = A.get(nm, 0) + aa
+    return {
+        "blocks": {nm: f / n for nm, f in F.items()},
+        "moments": {nm: [s / n for s in S[nm]] for nm in S},
+        "kfac": {nm: (G[nm] / n, A[nm] / n) for nm in weights},
+    }
+
+
 def exact_fisher_blocks(
     net: Sequential,
     params: dict,
@@ -169,14 +225,8 @@ def exact_fisher_blocks(
     dict name -> array ``(D, D)``, per-example scale, row-major ``vec`` of the parameter.
     """
     _validate(net, params, X)
-    names = _names(net, names)
-    n = X.shape[0]
-
-    def grads_of_chunk(sl):
-        for gd in net.fisher_pseudo_grads(params, X[sl, ...]):
-            yield gd, 1.0 / n
-
-    return _accumulate(net, params, X, names, max_block_bytes, grads_of_chunk, chunk)
+    return _expectation_pass(net, params, X, _names(net, names), blocks=True, max_block_bytes=max_block_bytes,
+                             chunk=chunk)["blocks"]
 
 
 def empirical_fisher_blocks(
@@ -271,25 +321,8 @@ def exact_mode_moments(
     dict name -> list of ``k`` arrays ``(d_i, d_i)`` for ``tensor_shape(param.shape, conv_modes)``.
     """
     _validate(net, params, X)
-    names = _names(net, names)
-    xp = get_namespace(X)
-    n = X.shape[0]
-    shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
-    S = {nm: [xp.zeros((d, d), dtype=params[nm].dtype) for d in shapes[nm]] for nm in names}
-    for sl in _chunks(n, chunk):
-        for gd in net.fisher_pseudo_grads(params, X[sl, ...], per_example="factored" if closed_form else True):
-            for nm in names:
-                g = gd[nm]
-                nb = g.delta.shape[0] if isinstance(g, OuterGrad) else g.shape[0]
-                if isinstance(g, OuterGrad) and g.delta.shape[2] == 1 and len(shapes[nm]) == 2:
-                    d = xp.reshape(g.delta, (nb, -1))  # (nb, out)
-                    a = xp.reshape(g.a, (nb, -1))  # (nb, in)
-                    S[nm][0] = S[nm][0] + xp.matmul((d * xp.sum(a * a, axis=1, keepdims=True)).T, d)
-                    S[nm][1] = S[nm][1] + xp.matmul((a * xp.sum(d * d, axis=1, keepdims=True)).T, a)
-                else:
-                    G = xp.reshape(_flat(g, nb), (nb, *shapes[nm]))
-                    S[nm] = [s + nb * m for s, m in zip(S[nm], _mode_moments(G))]
-    return {nm: [s / n for s in S[nm]] for nm in names}
+    return _expectation_pass(net, params, X, _names(net, names), moments=True, conv_modes=conv_modes, chunk=chunk,
+                             closed_form=closed_form)["moments"]
 
 
 def kfac_factors(net: Sequential, params: dict, X, *, names: Iterable[str] | None = None, chunk: int = 256) -> dict:
@@ -311,18 +344,7 @@ def kfac_factors(net: Sequential, params: dict, X, *, names: Iterable[str] | Non
     dict weight name -> ``(G, A)`` with shapes ``((out, out), (in, in))``.
     """
     _validate(net, params, X)
-    weights = [nm for nm in _names(net, names) if len(net.param_shapes[nm]) in (2, 4)]
-    n = X.shape[0]
-    G: dict = {}
-    A: dict = {}
-    for sl in _chunks(n, chunk):
-        for c, gd in enumerate(net.fisher_pseudo_grads(params, X[sl, ...], per_example="factored")):
-            for nm in weights:
-                dd, aa = kfac_sums(gd[nm])
-                G[nm] = G.get(nm, 0) + dd
-                if c == 0:  # A does not depend on the label
-                    A[nm] = A.get(nm, 0) + aa
-    return {nm: (G[nm] / n, A[nm] / n) for nm in weights}
+    return _expectation_pass(net, params, X, _names(net, names), kfac=True, chunk=chunk)["kfac"]
 
 
 def kfac_sums(g: OuterGrad):
@@ -447,9 +469,9 @@ def approximation_ladder(
     names = _names(net, names)
     n = X.shape[0]
     xp = get_namespace(X)
-    F_all = exact_fisher_blocks(net, params, X, names=names, max_block_bytes=max_block_bytes)
-    moments = exact_mode_moments(net, params, X, names=names, conv_modes=conv_modes)
-    kfac = kfac_factors(net, params, X, names=names)
+    exact = _expectation_pass(net, params, X, names, blocks=True, moments=True, kfac=True, conv_modes=conv_modes,
+                              max_block_bytes=max_block_bytes)  # one pass over the label expectation
+    F_all, moments, kfac = exact["blocks"], exact["moments"], exact["kfac"]
     _, grad = net.loss_and_grad(params, X, y)
     emp = net.per_example_grads(params, X, y)
     # sampled-label statistics
