@@ -1,4 +1,4 @@
-"""Tensor algebra with the row-major conventions of the spec ([RG21, Sec. 2]; spec section 1).
+"""Tensor algebra with the row-major conventions of the spec ([RG21]; spec section 1).
 
 Conventions, pinned literally in ``tests/test_tensor.py``:
 
@@ -26,7 +26,7 @@ __all__ = ["vec", "unfold", "fold", "mode_product", "mode_products", "kron", "ou
 
 
 def vec(X):
-    """Row-major vectorization, ``vec(X) = X.reshape(-1)`` [RG21, Sec. 2].
+    """Row-major vectorization, ``vec(X) = X.reshape(-1)`` [RG21] [paper] (spec section 1).
 
     Parameters
     ----------

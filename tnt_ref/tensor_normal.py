@@ -1,6 +1,6 @@
 """The tensor normal distribution and the estimators of its Kronecker factors.
 
-* :class:`TensorNormal` — ``vec(X) ~ N(vec(M), U_1 kron ... kron U_k)`` [RG21, Sec. 3] (spec section 2).
+* :class:`TensorNormal` — ``vec(X) ~ N(vec(M), U_1 kron ... kron U_k)`` [RG21] [paper] (spec section 2).
 * :func:`mode_moments` — ``S_i = mean_n G_(i) G_(i)^T``.
 * :func:`tnt_factors` / :func:`tnt_factors_from_moments` — TNT's estimator with the
   "equal average eigenvalue" scale rule [code; paper] (spec section 3).
@@ -52,7 +52,7 @@ def _logdet_from_chol(xp, lower) -> float:
 
 
 class TensorNormal:
-    """Tensor normal distribution ``TN(M; U_1, ..., U_k)`` [RG21, Sec. 3] (spec section 2).
+    """Tensor normal distribution ``TN(M; U_1, ..., U_k)`` [RG21] [paper] (spec section 2).
 
     ``X ~ TN(M; U_1, ..., U_k)`` means ``vec(X) ~ N(vec(M), U_1 kron ... kron U_k)`` with the
     row-major ``vec`` of spec section 1.
