@@ -90,15 +90,17 @@ def _cmd_train(args) -> int:
 
     out = Path(args.out)
     ck = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
+    def show(h):
+        acc = "" if h["test_accuracy"] is None else f"  test acc {h['test_accuracy']:.4f}"
+        print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  ({h['wall_time']:.1f} s)",
+              flush=True)
+
     try:
         r = run(args.problem, args.optimizer, args.lr, epochs=args.epochs, seconds=args.seconds, seed=args.seed,
-                batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend)
+                batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend, on_epoch=show)
     except DivergedError as err:
         print(f"tnt-ref train: stopped: {err}", file=sys.stderr)
         return 3
-    for h in r.history:
-        acc = "" if h["test_accuracy"] is None else f"  test acc {h['test_accuracy']:.4f}"
-        print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  ({h['wall_time']:.1f} s)")
     atomic_write_json(out / "history.json", r.history)
     print(f"wrote {out / 'history.json'}; checkpoint {ck}")
     return 0

@@ -217,6 +217,7 @@ def run(
     progress: bool | None = None,
     backend: str = "numpy",
     opt_kwargs: dict | None = None,
+    on_epoch=None,
 ) -> RunResult:
     """Train ``problem`` with ``optimizer`` at ``learning_rate``.
 
@@ -225,7 +226,7 @@ def run(
     ``wall_time`` and ``process_time`` (cumulative seconds of training, evaluation excluded), and,
     with ``checkpoint``, writes the parameters, optimizer state, random state and history to that
     ``.npz`` file atomically. ``resume=True`` continues from it; on NumPy the continued run is
-    bit-identical to an uninterrupted one.
+    bit-identical to an uninterrupted one. ``on_epoch(row)`` is called after each epoch's log row.
 
     TNT and TNT-EF start with the authors' warm start (one pass over the training set at
     ``theta_0`` accumulating the statistics, no updates).
@@ -309,6 +310,11 @@ def run(
         history.append(row)
         if checkpoint is not None:
             _save_checkpoint(Path(checkpoint), meta, params, state, rng, history)
+        if on_epoch is not None:
+            _progress("", progress)  # clear the bar line
+            if progress:
+                sys.stderr.write("\r")
+            on_epoch(row)
     if progress:
         sys.stderr.write("\n")
     result.params = params
