@@ -136,3 +136,41 @@ def test_bad_input_messages():
         KroneckerMatrix([np.ones((2, 3))])
     with pytest.raises(ValueError, match="scheme"):
         K.damped_inverse(0.1, scheme="exact")
+
+
+def test_safe_eigh_retries_in_float64(monkeypatch):
+    """If the backend's eigh fails (or returns NaN) in float32, safe_eigh retries in float64."""
+    from tnt_ref.backend import namespace_for
+
+    xp = namespace_for("numpy")
+    real = xp.linalg.eigh
+    calls = []
+
+    def flaky(a):
+        calls.append(a.dtype)
+        if a.dtype == np.float32:
+            raise np.linalg.LinAlgError("simulated failure")
+        return real(a)
+
+    monkeypatch.setattr(xp.linalg, "eigh", flaky)
+    u = np.array([[2.0, 1.0], [1.0, 2.0]], dtype=np.float32)
+    lam, Q = safe_eigh(u)
+    assert calls == [np.float32, np.float64]
+    assert lam.dtype == np.float32 and Q.dtype == np.float32
+    np.testing.assert_allclose(lam, [1.0, 3.0], rtol=1e-6)
+
+
+def test_shampoo_keeps_previous_root_when_a_root_fails():
+    """Distributed Shampoo's failure tolerance: a failed inverse root keeps the previous one, with a warning."""
+    from tnt_ref import TNTRefWarning
+    from tnt_ref.optim import shampoo
+
+    opt = shampoo(0.1, T1=1, T2=1, momentum=0.0)
+    params = {"w": np.ones((2, 3))}
+    state = opt.init(params)
+    _, state = opt.update({"w": np.arange(6.0).reshape(2, 3)}, state, params)
+    before = state.roots["w"]
+    with np.errstate(all="ignore"), pytest.warns(TNTRefWarning, match="inverse root failed .* keeping the previous preconditioner"):
+        _, after = opt.update({"w": np.full((2, 3), np.inf)}, state, params)
+    for a, b in zip(after.roots["w"], before):
+        np.testing.assert_array_equal(a, b)

@@ -271,3 +271,16 @@ def test_bad_input_messages(rng):
         mle(covariance=np.eye(5), shape=(2, 3))
     with pytest.raises(ValueError, match="`n` must be a positive int"):
         TensorNormal([np.eye(2)]).sample(0, rng)
+
+
+def test_synthetic_tensor_normal_gradients(rng):
+    """The synthetic data of issue 3: samples of TN(0; U) whose TNT estimate approaches kron U."""
+    from tnt_ref.data import synthetic_tensor_normal_gradients
+
+    G, U = synthetic_tensor_normal_gradients((3, 2, 4), 20000, rng, cond=5.0)
+    assert G.shape == (20000, 3, 2, 4) and [u.shape for u in U] == [(3, 3), (2, 2), (4, 4)]
+    for u in U:
+        lam = np.linalg.eigvalsh(u)
+        np.testing.assert_allclose([lam[0], lam[-1]], [1.0, 5.0], rtol=1e-10)
+    err = np.linalg.norm(kron(*tnt_factors(G)) - kron(*U)) / np.linalg.norm(kron(*U))
+    assert err < 0.05  # ~sqrt(D/n) = 0.035 for D = 24, n = 20000

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .data import load_digits
+from .data import load_digits, random_spd
 from .fisher import approximation_ladder
 from .kronecker import frobenius_kron_fit
 from .models import cnn, mlp
@@ -41,10 +41,7 @@ def estimator_study(
     list of dict rows with keys ``n``, ``method``, ``rel_error``, ``kl``, ``sweeps``.
     """
     rng = np.random.default_rng(seed)
-    factors = []
-    for d in shape:
-        Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
-        factors.append((Q * np.geomspace(1.0, cond, d)) @ Q.T)
+    factors = [random_spd(rng, int(d), cond) for d in shape]
     true = kron(*factors)
     tn = TensorNormal(factors)
     rows = []
