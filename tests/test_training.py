@@ -47,6 +47,16 @@ def test_checkpoint_errors(tmp_path):
         run("mlp", "sgd", 0.1, epochs=2, checkpoint=tmp_path / "none.npz", resume=True, progress=False)
 
 
+def test_checkpoint_missing_state_entry(tmp_path):
+    ck = tmp_path / "run.npz"
+    run("mlp", "tnt", 1e-4, epochs=1, checkpoint=ck, progress=False)
+    z = dict(np.load(ck))
+    del z["state/inverses/fc1.weight/0"]
+    np.savez(ck, **z)
+    with pytest.raises(CheckpointError, match="lacks the optimizer state entry 'state/inverses/fc1.weight/0'"):
+        run("mlp", "tnt", 1e-4, epochs=2, checkpoint=ck, resume=True, progress=False)
+
+
 def test_divergence_stops_with_message(tmp_path):
     ck = tmp_path / "run.npz"
     with pytest.raises(DivergedError, match=r"sgd on autoencoder: non-finite loss .* at epoch 1, step \d+ \(learning_rate=1e\+06\); no checkpoint was written"):
@@ -86,6 +96,14 @@ def test_bad_run_arguments():
         run("mlp", "sgd", 0.1, epochs=None)
     with pytest.raises(ValueError, match=r"`batch_size` must be in \[1, 1497\]"):
         run("mlp", "sgd", 0.1, batch_size=5000)
+    with pytest.raises(ValueError, match="`epochs` must be a positive int; got epochs=0"):
+        run("mlp", "sgd", 0.1, epochs=0)
+    with pytest.raises(ValueError, match="`seconds` must be positive; got seconds=-1"):
+        run("mlp", "sgd", 0.1, epochs=None, seconds=-1)
+    with pytest.raises(ValueError, match="`resume=True` needs a `checkpoint` path"):
+        run("mlp", "sgd", 0.1, resume=True)
+    with pytest.raises(ValueError, match="unknown optimizer 'newton'"):
+        compare("mlp", "/tmp/never-written", optimizers=["newton"])
 
 
 def test_compare_writes_schema(tmp_path):
