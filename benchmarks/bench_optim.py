@@ -6,7 +6,8 @@ Models (synthetic inputs: only time matters here; float64, NumPy on the CPU):
   cnn          conv 3->32 and 32->64 (3x3, stride 2, padding 1, ReLU) on 16x16 inputs, linear 1024 -> 10,
                softmax, mini-batch 128 as the paper's CNN runs; kernels as 3-way tensors.
 
-Phases, each the best of ``REPEAT`` (5) timings (run it on an otherwise idle machine):
+Phases (each timed once per round, all phases interleaved, ``REPEAT`` (5) rounds, the minimum
+kept; the phases do not depend on T1 and T2, only the amortisation does):
   gradient        forward + backward with the data labels (the same for every method)
   stats-backward  the extra backward with sampled labels (TNT, KFAC) on the same forward pass
   statistics      the optimizer's statistics update (EMA of the mode moments / of G and A)
@@ -33,15 +34,6 @@ REPEAT = 5
 M = 1000
 SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 NEVER = 10**9
-
-
-def best(fn, repeat=REPEAT):
-    t = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def nbytes(tree) -> int:
@@ -83,10 +75,7 @@ def bench(net, X, y, label) -> None:
         zz, cc = net.forward(params, X)
         net.backward(params, cc, net.loss_fn.grad(zz, y) / M)
 
-    t_grad = best(gradient)
     ys = net.loss_fn.sample(z, rng)
-    t_back_mean = best(lambda: net.backward(params, caches, net.loss_fn.grad(z, ys) / M))
-    t_back_fact = best(lambda: {k: kfac_sums(f) for k, f in net.backward(params, caches, net.loss_fn.grad(z, ys), per_example="factored").items() if hasattr(f, "delta")})
     sampled = net.backward(params, caches, net.loss_fn.grad(z, ys) / M)
     kstats = {}
     for k, f in net.backward(params, caches, net.loss_fn.grad(z, ys), per_example="factored").items():
@@ -94,51 +83,66 @@ def bench(net, X, y, label) -> None:
             dd, aa = kfac_sums(f)
             kstats[k] = (dd / M, aa / M)
 
+    # every phase as a timer; all of them run interleaved, round after round, and each keeps its
+    # minimum, so a slow spell of the machine affects all phases alike
+    timers = {
+        "gradient": gradient,
+        "stats-backward/tnt": lambda: net.backward(params, caches, net.loss_fn.grad(z, ys) / M),
+        "stats-backward/kfac": lambda: {k: kfac_sums(f) for k, f in net.backward(
+            params, caches, net.loss_fn.grad(z, ys), per_example="factored").items() if hasattr(f, "delta")},
+    }
+    memory = {}
+    names = ["sgd", "adam", "tnt", "kfac", "shampoo"]
+    for name in names:
+        kw = {} if name in ("sgd", "adam") else {"damping": 1e-2}
+        extra_stats = {"tnt": {"sampled_grads": sampled}, "kfac": {"kfac_stats": kstats}}.get(name, {})
+
+        def make(T1_, T2_, extra, step, name=name, kw=kw, extra_stats=extra_stats):
+            opt = make_optimizer(name, 1e-4, **kw, **({} if name in ("sgd", "adam") else {"T1": T1_, "T2": T2_}))
+            st = opt.init(params)
+            if name in ("tnt", "kfac"):  # statistics initialized once, as after the warm start / first step
+                _, st = opt.update(g, st, params, **extra_stats)
+            elif name == "shampoo":
+                _, st = opt.update(g, st, params)
+            st = st._replace(step=step)
+            return (lambda: opt.update(g, st, params, **extra)), nbytes(st)
+
+        timers[f"{name}/plain"], memory[name] = make(NEVER, NEVER, {}, 1)  # no statistics, no inverse
+        if name not in ("sgd", "adam"):
+            # statistics every step (T1 = 1) at a step past T2 = 2 that is not a multiple of 2: no inverse
+            timers[f"{name}/stats"], _ = make(1, 2, extra_stats, 3)
+            timers[f"{name}/inverse"], _ = make(NEVER, 1, {}, 1)  # an inverse step without statistics
+    best = {k: float("inf") for k in timers}
+    for _ in range(REPEAT):
+        for k, fn in timers.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+
+    rows_by = {}
+    for name in names:
+        t_plain = best[f"{name}/plain"]
+        t_sb = best.get(f"stats-backward/{name}", 0.0)
+        t_stat = max(best.get(f"{name}/stats", t_plain) - t_plain, 0.0)
+        t_inv = max(best.get(f"{name}/inverse", t_plain) - t_plain, 0.0)
+        rows_by[name] = (best["gradient"], t_sb, t_stat, t_inv, t_plain, memory[name])
     for T1, T2 in [(1, 20), (10, 100)]:
         print(f"\nintervals T1 = {T1}, T2 = {T2} (ms per step; ratio to SGD-m in brackets)")
-        header = f"{'optimizer':<9} {'gradient':>9} {'stats-bwd':>9} {'statistics':>10} {'inverses':>9} {'precond':>8} {'amortised':>16} {'memory (MB)':>18}"
-        print(header)
-        rows = {}
-        for name in ["sgd", "adam", "tnt", "kfac", "shampoo"]:
-            kw = {} if name in ("sgd", "adam") else {"damping": 1e-2}
-            extra_plain, extra_stats, t_sb = {}, {}, 0.0
-            if name == "tnt":
-                extra_stats, t_sb = {"sampled_grads": sampled}, t_back_mean
-            elif name == "kfac":
-                extra_stats, t_sb = {"kfac_stats": kstats}, t_back_fact
-
-            def timed(T1_, T2_, extra, step=1):
-                opt = make_optimizer(name, 1e-4, **kw, **({} if name in ("sgd", "adam") else {"T1": T1_, "T2": T2_}))
-                st = opt.init(params)
-                if name in ("tnt", "kfac"):  # initialize statistics once, as after the warm start / first step
-                    _, st = opt.update(g, st, params, **extra_stats)
-                elif name == "shampoo":
-                    _, st = opt.update(g, st, params)
-                st = st._replace(step=step)
-                return best(lambda: opt.update(g, st, params, **extra)), nbytes(st)
-
-            t_plain, mem = timed(NEVER, NEVER, extra_plain)
-            if name in ("sgd", "adam"):
-                t_stat = t_inv = 0.0
-            else:
-                # statistics every step (T1 = 1) at a step past T2 = 2 whose index is not a multiple of 2: no inverse
-                t_stat = max(timed(1, 2, extra_stats if name != "shampoo" else {}, step=3)[0] - t_plain, 0.0)
-                t_inv = max(timed(NEVER, 1, extra_plain, step=1)[0] - t_plain, 0.0)
-            amort = t_grad + t_plain + (t_sb + t_stat) / T1 + t_inv / T2
-            rows[name] = (t_grad, t_sb, t_stat, t_inv, t_plain, amort, mem)
-        base_amort, base_mem = rows["sgd"][5], rows["sgd"][6] + nbytes(params)
-        for name, (tg, tsb, tst, tinv, tp, am, mem) in rows.items():
+        print(f"{'optimizer':<9} {'gradient':>9} {'stats-bwd':>9} {'statistics':>10} {'inverses':>9} {'precond':>8} {'amortised':>16} {'memory (MB)':>18}")
+        amort = {n: tg + tp + (tsb + tst) / T1 + tinv / T2 for n, (tg, tsb, tst, tinv, tp, _) in rows_by.items()}
+        base_amort, base_mem = amort["sgd"], memory["sgd"] + nbytes(params)
+        for name, (tg, tsb, tst, tinv, tp, mem) in rows_by.items():
             total_mem = mem + nbytes(params)
+            am = amort[name]
             print(f"{name:<9} {tg*1e3:>9.1f} {tsb*1e3:>9.1f} {tst*1e3:>10.1f} {tinv*1e3:>9.1f} {tp*1e3:>8.1f} "
                   f"{am*1e3:>8.1f} ({am / base_amort:>4.2f}x) {total_mem / 1e6:>9.1f} ({total_mem / base_mem:>4.2f}x)")
-        tnt_mem = rows["tnt"][6]
         bound = (2 * n_params + 2 * sum_d2) * 8 - nbytes(params)
-        print(f"TNT optimizer state {tnt_mem / 1e6:.1f} MB; bound momentum + 2 sum d_i^2 = {bound / 1e6:.1f} MB: "
-              f"{'within' if tnt_mem <= bound else 'ABOVE'}")
-        r = rows["tnt"][5] / base_amort
+        print(f"TNT optimizer state {memory['tnt'] / 1e6:.1f} MB; bound momentum + 2 sum d_i^2 = {bound / 1e6:.1f} MB: "
+              f"{'within' if memory['tnt'] <= bound else 'ABOVE'}")
+        r = amort["tnt"] / base_amort
         target = 2.0 if T1 == 1 else 1.3
         print(f"TNT / SGD-m amortised = {r:.2f} (target <= {target}): {'met' if r <= target else 'NOT met'}; "
-              f"TNT vs KFAC {rows['tnt'][5] / rows['kfac'][5]:.2f}, vs Shampoo {rows['tnt'][5] / rows['shampoo'][5]:.2f}")
+              f"TNT vs KFAC {amort['tnt'] / amort['kfac']:.2f}, vs Shampoo {amort['tnt'] / amort['shampoo']:.2f}")
 
 
 if __name__ == "__main__":

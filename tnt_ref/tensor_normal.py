@@ -200,14 +200,18 @@ def mode_moments(samples):
     return _mode_moments(samples)
 
 
-def _mode_moments(samples):
+def _mode_moments(samples, symmetrize: bool = True):
+    """Mode moments, no checks. ``symmetrize=False`` (hot loops whose consumers symmetrize anyway:
+    the damped inverses, ``safe_eigh``) skips the transposed pass that removes round-off asymmetry."""
     xp = get_namespace(samples)
     n, k = samples.shape[0], samples.ndim - 1
     out = []
     for i in range(k):
         others = [0] + [j + 1 for j in range(k) if j != i]
-        S = xp.tensordot(samples, samples, axes=(others, others)) / n  # (d_i, d_i)
-        out.append((S + S.T) / 2)
+        S = xp.tensordot(samples, samples, axes=(others, others))  # (d_i, d_i), sum over samples
+        if n > 1:
+            S = S / n
+        out.append((S + S.T) / 2 if symmetrize else S)
     return out
 
 

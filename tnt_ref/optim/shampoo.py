@@ -78,7 +78,7 @@ def shampoo(
             stats = {}
             for k, p in params.items():
                 xp = get_namespace(p)
-                M = _mode_moments(xp.reshape(grads[k], (1, *tensor_shape(p.shape, conv_modes))))
+                M = _mode_moments(xp.reshape(grads[k], (1, *tensor_shape(p.shape, conv_modes))), symmetrize=False)
                 first = t == 0
                 stats[k] = tuple(m if first else beta * s + (1 - beta) * m for s, m in zip(state.stats[k], M))
         roots = state.roots

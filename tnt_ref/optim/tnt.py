@@ -58,9 +58,8 @@ class TNTState(NamedTuple):
 def _moments(G, per_example: bool, tshape):
     """Mode moments of a batch-mean gradient ``(*shape)`` or of per-example gradients ``(m, *shape)``."""
     xp = get_namespace(G)
-    if per_example:
-        return _mode_moments(xp.reshape(G, (G.shape[0], *tshape)))
-    return _mode_moments(xp.reshape(G, (1, *tshape)))
+    stack = xp.reshape(G, (G.shape[0], *tshape)) if per_example else xp.reshape(G, (1, *tshape))
+    return _mode_moments(stack, symmetrize=False)  # the damped inverses are symmetrized instead
 
 
 def tnt(
@@ -130,7 +129,7 @@ def tnt(
             new = {}
             for k, S in stats.items():
                 M = _moments(sampled_grads[k], per_example, tensor_shape(params[k].shape, conv_modes))
-                new[k] = tuple(M) if n_stats == 0 else tuple(beta * s + (1 - beta) * m for s, m in zip(S, M))
+                new[k] = tuple(M) if n_stats == 0 else tuple(_ema(s, m, beta) for s, m in zip(S, M))
             stats, n_stats = new, n_stats + 1
         inverses = state.inverses
         if _inverse_step(state):  # U = normalize(S); K_i = (U_i + eps I)^{-1}
@@ -147,6 +146,13 @@ def tnt(
     hyper = dict(learning_rate=alpha, momentum=mu, decay=beta, damping=eps, T1=T1, T2=T2, weight_decay=gamma,
                  conv_modes=conv_modes, stat_scale=stat_scale, damping_scheme=damping_scheme)
     return Optimizer(name, init, update, needs, "data" if empirical else "sampled", hyper)
+
+
+def _ema(s, m, beta: float):
+    """``beta * s + (1 - beta) * m``, computed in place on ``m`` (a fresh statistic, never an input)."""
+    m *= 1 - beta
+    m += beta * s
+    return m
 
 
 def _damped_inverses(S: tuple, eps: float, scheme: str) -> tuple:
