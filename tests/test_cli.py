@@ -30,3 +30,10 @@ def test_cli_errors(capsys):
         main(["estimators", "--shape", "3,-2"])
     with pytest.raises(SystemExit):
         main(["fisher", "--damping", "-1"])
+
+
+def test_compare_command(tmp_path, capsys):
+    assert main(["compare", "--problem", "mlp", "--out", str(tmp_path), "--epochs", "1", "--optimizers", "sgd", "adam"]) == 0
+    out = capsys.readouterr().out
+    assert "| sgd |" in out and "| adam |" in out and "results.json" in out
+    assert {p.name for p in tmp_path.iterdir()} == {"results.json", "loss.png", "table.md"}

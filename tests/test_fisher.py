@@ -275,3 +275,20 @@ def test_bad_input(rng):
         exact_fisher_blocks(net, params, np.full((2, 4), np.inf))
     with pytest.raises(TypeError, match="Sequential"):
         exact_fisher_blocks("mlp", params, np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("conv_modes", [2, 4])
+def test_ladder_conv_views_frobenius_is_best_in_its_own_metric(rng, conv_modes):
+    """Kernels as 2- and 4-way tensors: every metric finite, and the Frobenius-optimal Kronecker product
+    has the smallest Frobenius error of the Kronecker methods of that structure (TNT, MLE)."""
+    net = cnn((1, 5, 5), (2,), 3, 3, "tanh", padding=1)
+    params = _perturbed(net, rng)
+    X, y = rng.standard_normal((12, 1, 5, 5)), rng.integers(0, 3, 12)
+    res = approximation_ladder(net, params, X, y, rng, conv_modes=conv_modes, batch_size=4, n_mc=2)
+    err = {(r["layer"], r["method"]): r["rel_error"] for r in res.rows}
+    for r in res.rows:
+        assert np.isfinite(r["rel_error"]) and np.isfinite(r["kl"]) and np.isfinite(r["cosine"])
+        assert r["tensor_shape"] == list(tensor_shape(r["shape"], conv_modes))
+    for layer in ("conv1.weight", "fc1.weight"):
+        assert err[(layer, "frobenius")] <= err[(layer, "tnt-exact")] + 1e-9
+        assert err[(layer, "frobenius")] <= err[(layer, "mle")] + 1e-9
