@@ -207,8 +207,8 @@ def _mode_moments(samples, symmetrize: bool = True):
     n, k = samples.shape[0], samples.ndim - 1
     out = []
     for i in range(k):
-        others = [0] + [j + 1 for j in range(k) if j != i]
-        S = xp.tensordot(samples, samples, axes=(others, others))  # (d_i, d_i), sum over samples
+        Ui = xp.reshape(xp.moveaxis(samples, i + 1, 0), (samples.shape[i + 1], -1))  # (d_i, n D / d_i)
+        S = xp.matmul(Ui, Ui.T)  # (d_i, d_i), summed over samples; NumPy uses SYRK for A @ A.T
         if n > 1:
             S = S / n
         out.append((S + S.T) / 2 if symmetrize else S)
