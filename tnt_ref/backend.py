@@ -28,7 +28,6 @@ __all__ = [
     "is_numpy",
     "is_cupy",
     "cupy_available",
-    "float_dtype",
 ]
 
 #: Names accepted by :func:`namespace_for` and the command line's ``--backend``.
@@ -159,11 +158,3 @@ def asarray(x: Any, backend: str | Any = "numpy", dtype=None):
     if dtype is None:
         return xp.asarray(x)
     return xp.asarray(x, dtype=dtype)
-
-
-def float_dtype(x) -> Any:
-    """The floating dtype of ``x``; integer inputs are promoted to float64."""
-    xp = get_namespace(x)
-    if xp.isdtype(x.dtype, "real floating"):
-        return x.dtype
-    return xp.float64

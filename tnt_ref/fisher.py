@@ -472,8 +472,8 @@ def approximation_ladder(
     exact = _expectation_pass(net, params, X, names, blocks=True, moments=True, kfac=True, conv_modes=conv_modes,
                               max_block_bytes=max_block_bytes)  # one pass over the label expectation
     F_all, moments, kfac = exact["blocks"], exact["moments"], exact["kfac"]
-    _, grad = net.loss_and_grad(params, X, y)
-    emp = net.per_example_grads(params, X, y)
+    emp = net.per_example_grads(params, X, y)  # data labels, (n, *shape)
+    grad = {k: xp.mean(v, axis=0) for k, v in emp.items()}  # the mini-batch gradient: their mean
     # sampled-label statistics
     per_ex = {nm: [] for nm in names}
     batch = {nm: [] for nm in names}

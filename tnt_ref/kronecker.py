@@ -292,7 +292,7 @@ def frobenius_kron_fit(F, shape: Sequence[int], *, tol: float = 1e-13, max_iter:
             u, _, _ = xp.linalg.svd(Ti, full_matrices=False)
             xs.append(u[:, 0])
         sigma = 0.0
-        for it in range(max_iter):
+        for _ in range(max_iter):
             for i in range(k):
                 y = _contract_except(T, xs, i)
                 xs[i] = y / xp.linalg.vector_norm(y)

@@ -190,7 +190,7 @@ class RunResult:
     message: str = ""
 
 
-def _evaluate(net: Sequential, params, ds, problem: Problem, X_tr, y_tr, X_te, y_te) -> dict:
+def _evaluate(net: Sequential, params, problem: Problem, X_tr, y_tr, X_te, y_te) -> dict:
     train_loss = net.loss(params, X_tr, y_tr)
     test_loss = net.loss(params, X_te, y_te)
     acc = None if problem.autoencoder else net.accuracy(params, X_te, y_te)
@@ -198,8 +198,9 @@ def _evaluate(net: Sequential, params, ds, problem: Problem, X_tr, y_tr, X_te, y
 
 
 def _progress(text: str, enabled: bool) -> None:
+    """Redraw the one-line progress bar (``text == ""`` clears it and leaves the cursor at its start)."""
     if enabled:
-        sys.stderr.write("\r" + text[:150].ljust(100))
+        sys.stderr.write("\r" + text[:150].ljust(100) + ("\r" if not text else ""))
         sys.stderr.flush()
 
 
@@ -281,7 +282,6 @@ def run(
         progress = sys.stderr.isatty()
     steps = n // m  # the last incomplete batch is dropped (constant batch-mean scale)
     epoch = start_epoch
-    result = RunResult(problem, optimizer, float(learning_rate), history)
     while (epochs is None or epoch < epochs) and (seconds is None or wall < seconds):
         perm = rng.permutation(n)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -304,21 +304,18 @@ def run(
         proc += time.process_time() - c0
         epoch += 1
         with np.errstate(all="ignore"):
-            row = {"epoch": epoch, **_evaluate(net, params, ds, prob, X_tr, y_tr, X_te, y_te), "wall_time": wall, "process_time": proc}
+            row = {"epoch": epoch, **_evaluate(net, params, prob, X_tr, y_tr, X_te, y_te), "wall_time": wall, "process_time": proc}
         if not math.isfinite(row["train_loss"]):
             raise DivergedError(f"{optimizer} on {problem}: the training loss became {row['train_loss']} after epoch {epoch}; lower the learning rate.")
         history.append(row)
         if checkpoint is not None:
             _save_checkpoint(Path(checkpoint), meta, params, state, rng, history)
         if on_epoch is not None:
-            _progress("", progress)  # clear the bar line
-            if progress:
-                sys.stderr.write("\r")
+            _progress("", progress)  # clear the bar line before the caller prints
             on_epoch(row)
     if progress:
         sys.stderr.write("\n")
-    result.params = params
-    return result
+    return RunResult(problem, optimizer, float(learning_rate), history, params)
 
 
 def _warm_start(net, opt, params, state, X, y, m, rng):

@@ -22,7 +22,7 @@ from typing import Any
 
 from .._validation import check_positive
 
-__all__ = ["Optimizer", "apply_updates", "check_hyper", "tree_map"]
+__all__ = ["Optimizer", "apply_updates", "check_hyper"]
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,6 @@ class Optimizer:
 def apply_updates(params: dict, updates: dict) -> dict:
     """``params + updates`` as a new dict (nothing is modified in place)."""
     return {k: params[k] + updates[k] for k in params}
-
-
-def tree_map(fn, tree: dict) -> dict:
-    return {k: fn(v) for k, v in tree.items()}
 
 
 def check_hyper(
