@@ -1,0 +1,41 @@
+"""``tnt-ref estimators`` and ``tnt-ref vectors``."""
+
+from __future__ import annotations
+
+import time
+
+from ._args import positive_int, shape
+
+
+def _cmd_estimators(args) -> int:
+    from ..experiments import estimator_study  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    rows = estimator_study(shape=args.shape, ns=args.n, seed=args.seed)
+    print(f"Kronecker estimators on tensor-normal samples, shape {args.shape} (seed {args.seed})")
+    print(f"{'n':>6}  {'method':<10} {'rel. error':>11} {'KL(true||est)':>14} {'sweeps':>7}")
+    for r in rows:
+        print(f"{r['n']:>6}  {r['method']:<10} {r['rel_error']:>11.4g} {r['kl']:>14.4g} {r['sweeps']:>7}")
+    print(f"done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _cmd_vectors(args) -> int:
+    from ..vectors import write_vectors  # noqa: PLC0415
+
+    for p in write_vectors(args.out, seed=args.seed):
+        print(f"wrote {p}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    est = sub.add_parser("estimators", help="compare TNT, MLE and Frobenius estimators on tensor-normal data")
+    est.add_argument("--shape", type=shape, default=(6, 5, 4), help="tensor shape, e.g. 6,5,4")
+    est.add_argument("--n", type=positive_int, nargs="+", default=[30, 100, 300, 1000, 3000])
+    est.add_argument("--seed", type=int, default=0)
+    est.set_defaults(func=_cmd_estimators)
+
+    vec = sub.add_parser("vectors", help="write known-answer test vectors (.npz), see docs/vectors.md")
+    vec.add_argument("--out", required=True, help="folder for the .npz files")
+    vec.add_argument("--seed", type=int, default=0)
+    vec.set_defaults(func=_cmd_vectors)
