@@ -43,6 +43,18 @@ class SmallProblem:
     def per_example(self, params) -> dict:
         return self.net.per_example_grads(params, self.X, self.y)
 
+    @property
+    def n(self) -> int:
+        """Number of examples the sampler draws from."""
+        return int(self.X.shape[0])
+
+    def sampled_grad(self, params, idx, rng: np.random.Generator) -> dict:
+        """Mean gradient over the batch ``idx`` with labels sampled from the model (TNT's statistic)."""
+        net = self.net
+        z, caches = net.forward(params, self.X[idx])
+        ys = net.loss_fn.sample(z, rng)
+        return net.backward(params, caches, net.loss_fn.grad(z, ys) / len(idx))
+
 
 def flat(d: dict) -> np.ndarray:
     """All arrays of a parameter dict as one vector (in key order)."""
@@ -91,15 +103,8 @@ class VariantTrace:
     stopped: bool = False  # the run stopped early on a non-finite iterate
 
 
-def _sampled_mean_grad(prob, params, idx, rng) -> dict:
-    net = prob.net
-    z, caches = net.forward(params, prob.X[idx])
-    ys = net.loss_fn.sample(z, rng)
-    return net.backward(params, caches, net.loss_fn.grad(z, ys) / len(idx))
-
-
 def run_variant(
-    prob: SmallProblem,
+    prob,
     *,
     N: int,
     m: int,
@@ -114,10 +119,14 @@ def run_variant(
 ) -> VariantTrace:
     """Run ``N`` steps of the convergent variant; ``batches`` fixes the mini-batch of each step.
 
+    ``prob`` is a :class:`SmallProblem` or any object with the same interface: ``n``, ``params0``,
+    ``f(params)``, ``grad(params, idx)`` (mini-batch mean gradient, data labels) and
+    ``sampled_grad(params, idx, rng)`` (the statistics' gradient).
+
     ``eps = 0`` is allowed here (AS.3's negative control): the inverses are then plain inverses of
     possibly singular factors (infinite where ``inv`` fails).
     """
-    n = prob.X.shape[0]
+    n = prob.n
     if not isinstance(N, int) or N < 1:
         raise ValueError(f"`N` (iterations) must be a positive int; got N={N!r}.")
     if not isinstance(m, int) or not 1 <= m <= n:
@@ -134,13 +143,13 @@ def run_variant(
     trace = VariantTrace()
     # statistics start from one independent batch at x_0 (the warm start)
     idx0 = sampler(rng_batch)
-    G = _sampled_mean_grad(prob, params, idx0, rng_label)
+    G = prob.sampled_grad(params, idx0, rng_label)
     S = {k: mode_moments(G[k].reshape(1, *shapes[k])) for k in params}
     trace.grad_norms = {k: float(np.linalg.norm(G[k])) for k in params}
     for k in range(N):
         idx = batches[k] if batches is not None else sampler(rng_batch)
         if stats == "before":  # Algorithm 1 with T1 = 1: the current batch enters H_k
-            G = _sampled_mean_grad(prob, params, idx, rng_label)
+            G = prob.sampled_grad(params, idx, rng_label)
             S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], mode_moments(G[p].reshape(1, *shapes[p])))] for p in params}
             for p in params:
                 trace.grad_norms[p] = max(trace.grad_norms[p], float(np.linalg.norm(G[p])))
@@ -160,7 +169,7 @@ def run_variant(
                 step[p] = np.full(params[p].shape, np.inf)
         new = {p: params[p] - alpha * step[p] for p in params}
         if stats == "after":  # statistics of batch k enter H_{k+1} only
-            G = _sampled_mean_grad(prob, params, idx, rng_label)
+            G = prob.sampled_grad(params, idx, rng_label)
             S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], mode_moments(G[p].reshape(1, *shapes[p])))] for p in params}
             for p in params:
                 trace.grad_norms[p] = max(trace.grad_norms[p], float(np.linalg.norm(G[p])))
