@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_namespace, to_numpy
+from ..backend import get_namespace
 
 __all__ = ["SoftmaxCrossEntropy", "SigmoidCrossEntropy", "SquaredError", "LOSSES", "get_loss"]
 
@@ -54,10 +54,10 @@ class SoftmaxCrossEntropy:
 
     def sample(self, z, rng: np.random.Generator):
         xp = get_namespace(z)
-        p = to_numpy(self.probs(z))
-        u = rng.random((p.shape[0], 1))
-        y = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
-        return xp.asarray(y.astype(np.int64))
+        p = self.probs(z)  # (m, C), stays on the device: only the uniforms travel, host -> device
+        u = xp.asarray(rng.random((p.shape[0], 1)), dtype=p.dtype)
+        y = xp.sum(xp.astype(xp.cumulative_sum(p, axis=1) < u, xp.int64), axis=1)
+        return xp.minimum(y, xp.asarray(p.shape[1] - 1, dtype=xp.int64))
 
     def fisher(self, z):
         xp = get_namespace(z)
@@ -109,8 +109,8 @@ class SigmoidCrossEntropy:
 
     def sample(self, z, rng: np.random.Generator):
         xp = get_namespace(z)
-        p = to_numpy(self.probs(z))
-        return xp.asarray((rng.random(p.shape) < p).astype(p.dtype))
+        p = self.probs(z)  # stays on the device: only the uniforms travel, host -> device
+        return xp.astype(xp.asarray(rng.random(tuple(p.shape)), dtype=p.dtype) < p, p.dtype)
 
     def fisher(self, z):
         xp = get_namespace(z)
