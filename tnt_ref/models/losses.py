@@ -55,7 +55,7 @@ class SoftmaxCrossEntropy:
     def sample(self, z, rng: np.random.Generator):
         xp = get_namespace(z)
         p = self.probs(z)  # (m, C), stays on the device: only the uniforms travel, host -> device
-        u = xp.asarray(rng.random((p.shape[0], 1)), dtype=p.dtype)
+        u = xp.asarray(rng.random((p.shape[0], 1)))  # float64, as drawn
         y = xp.sum(xp.astype(xp.cumulative_sum(p, axis=1) < u, xp.int64), axis=1)
         return xp.minimum(y, xp.asarray(p.shape[1] - 1, dtype=xp.int64))
 
@@ -110,7 +110,7 @@ class SigmoidCrossEntropy:
     def sample(self, z, rng: np.random.Generator):
         xp = get_namespace(z)
         p = self.probs(z)  # stays on the device: only the uniforms travel, host -> device
-        return xp.astype(xp.asarray(rng.random(tuple(p.shape)), dtype=p.dtype) < p, p.dtype)
+        return xp.astype(xp.asarray(rng.random(tuple(p.shape))) < p, p.dtype)  # float64 uniforms, as drawn
 
     def fisher(self, z):
         xp = get_namespace(z)
