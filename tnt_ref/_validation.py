@@ -84,10 +84,11 @@ def check_number(value: Any, name: str) -> float:
 def check_int(value: Any, name: str, *, min_value: int | None = None) -> int:
     """An integer (Python ``int`` or a NumPy integer; not ``bool``, not a float) as an ``int``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int; got {value!r} ({type(value).__name__}).")
+        raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__}).")
     v = int(value)
     if min_value is not None and v < min_value:
-        raise ValueError(f"`{name}` must be an int >= {min_value}; got {name}={v}.")
+        want = "a positive int" if min_value == 1 else f"an integer >= {min_value}"
+        raise ValueError(f"`{name}` must be {want}; got {name}={v}.")
     return v
 
 

@@ -322,16 +322,18 @@ def tnt_factors(samples):
     check_samples(samples)
     xp = get_namespace(samples)
     k = samples.ndim - 1
-    fi = xp.finfo(samples.dtype) if xp.isdtype(samples.dtype, "real floating") else xp.finfo(xp.float64)
+    if not xp.isdtype(samples.dtype, "real floating"):
+        samples = xp.astype(samples, xp.float64)  # integer samples: no integer overflow in the moments
+    fi = xp.finfo(samples.dtype)
     peak = float(xp.max(xp.abs(samples)))
-    if peak == 0.0 or (float(fi.tiny) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
         return tnt_factors_from_moments(_mode_moments(samples))
     # tiny or huge entries: their squares would under/overflow, so form the moments of samples / s
     # (s a power of two: exact) and scale back, U_i(G) = s**(2/k) U_i(G / s) [derived]
     s = 2.0 ** math.floor(math.log2(peak))
     U = tnt_factors_from_moments(_mode_moments(samples / s))
     a = s ** (2.0 / k) if math.isfinite(s ** (2.0 / k)) else math.inf
-    if not (a > 0.0 and math.isfinite(a)) or not (float(fi.tiny) <= a * float(xp.max(xp.abs(U[0]))) <= float(fi.max)):
+    if not (a > 0.0 and math.isfinite(a)) or not (float(fi.smallest_normal) <= a * float(xp.max(xp.abs(U[0]))) <= float(fi.max)):
         raise ValueError(
             f"TNT's factors of `samples` (largest |entry| {peak:.3g}) are not representable in {samples.dtype}: "
             f"they scale like |entry|**(2/k) = {peak:.3g}**{2.0 / k:.3g}. Rescale `samples`."

@@ -94,6 +94,7 @@ def tnt(
     tensor_shape((1, 1, 1, 1), conv_modes)  # validates conv_modes
     per_example = stat_scale == "per-example"
     need_key = "sampled_per_example" if per_example else "sampled_grads"
+    T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
 
     def init(params: dict) -> TNTState:
