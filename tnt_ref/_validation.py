@@ -170,6 +170,15 @@ def check_positive(value: float, name: str, *, allow_zero: bool = False) -> floa
     return v
 
 
+def check_param_dict(params: Any, name: str = "params") -> dict:
+    """A ``dict`` name -> real array (the optimizers' and models' parameter trees); no host reads."""
+    if not isinstance(params, dict):
+        raise TypeError(f"`{name}` must be a dict name -> array; got {type(params).__name__}.")
+    for k, v in params.items():
+        check_array(v, f"{name}[{k!r}]", finite=False)
+    return params
+
+
 def check_square_factors(
     factors: Sequence[Any],
     name: str = "factors",

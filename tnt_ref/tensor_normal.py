@@ -205,22 +205,25 @@ def mode_moments(samples):
     [4324, 4324, 4324]
     """
     check_samples(samples)
-    out = _mode_moments(samples)
-    _check_moments_representable(samples, out)
-    return out
-
-
-def _check_moments_representable(samples, moments) -> None:
-    """Refuse moments that under- or overflowed (the squares of tiny or huge entries leave the float range)."""
     xp = get_namespace(samples)
-    tr = float(xp.linalg.trace(moments[0]))
-    if not math.isfinite(tr) or (tr == 0.0 and bool(xp.any(samples != 0))):
-        peak = float(xp.max(xp.abs(samples)))
+    if not xp.isdtype(samples.dtype, "real floating"):
+        samples = xp.astype(samples, xp.float64)  # integer samples: no integer overflow in the moments
+    fi = xp.finfo(samples.dtype)
+    peak = float(xp.max(xp.abs(samples)))
+    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+        return _mode_moments(samples)
+    # squares of tiny or huge entries leave the float range: form the moments of samples / s (s a
+    # power of two, exact) and scale back by s**2 only if the result is representable
+    s = 2.0 ** math.floor(math.log2(peak))
+    out = _mode_moments(samples / s)
+    tau = float(xp.linalg.trace(out[0])) * s * s  # a Python float: inf or 0.0 without a warning
+    if not (float(fi.smallest_normal) <= tau <= float(fi.max)):
         raise ValueError(
             f"the mode moments of `samples` (largest |entry| {peak:.3g}) are not representable in {samples.dtype}: "
-            f"their squares {'overflow' if not math.isfinite(tr) else 'underflow to zero'}. Rescale `samples` "
-            "(the moments scale with its square), or use tnt_factors, which rescales internally."
+            f"their squares {'overflow' if tau > 1 else 'underflow to zero'}. Rescale `samples` (the moments "
+            "scale with its square), or use tnt_factors, which rescales internally."
         )
+    return [m * s * s for m in out]
 
 
 def _mode_moments(samples, symmetrize: bool = True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import check_positive, check_unit_interval
+from .._validation import check_param_dict, check_positive, check_unit_interval
 from ..backend import get_namespace
 from .base import Optimizer, check_hyper
 
@@ -27,6 +27,7 @@ def adam(learning_rate: float, *, b1: float = 0.9, b2: float = 0.999, eps: float
     alpha, gamma = float(learning_rate), float(weight_decay)
 
     def init(params: dict) -> AdamState:
+        check_param_dict(params)
         z = {k: get_namespace(p).zeros_like(p) for k, p in params.items()}
         return AdamState(0, z, dict(z))
 

@@ -20,7 +20,7 @@ import math
 from typing import NamedTuple
 
 from ..backend import get_namespace
-from .._validation import linalg_errors
+from .._validation import check_param_dict, linalg_errors
 from .base import Optimizer, check_hyper
 
 _MORE_DAMPING = "the damped factor is singular to working precision: use more damping (a larger `damping`)."
@@ -78,6 +78,7 @@ def kfac(
     root = math.sqrt(lam)
 
     def init(params: dict) -> KFACState:
+        check_param_dict(params)
         weights, bias_of = _weight_bias(params)
         A, G = {}, {}
         for k in weights:

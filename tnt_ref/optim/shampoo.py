@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import warn
+from .._validation import check_param_dict, warn
 from ..backend import get_namespace
 from ..fisher import tensor_shape
 from ..kronecker import safe_eigh
@@ -54,6 +54,7 @@ def shampoo(
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
 
     def init(params: dict) -> ShampooState:
+        check_param_dict(params)
         stats, roots = {}, {}
         for k, p in params.items():
             xp = get_namespace(p)

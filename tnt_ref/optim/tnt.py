@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from .._validation import check_param_dict
 from ..backend import get_namespace
 from ..fisher import tensor_shape
 from ..kronecker import damped_inverse_factors
@@ -98,6 +99,7 @@ def tnt(
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
 
     def init(params: dict) -> TNTState:
+        check_param_dict(params)
         stats, invs = {}, {}
         for k, p in params.items():
             xp = get_namespace(p)
