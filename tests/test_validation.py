@@ -105,7 +105,7 @@ def test_train_step_refuses_missing_and_misshaped_parameters(clf):
     net, params, X, y = clf
     with pytest.raises(ValueError, match=r"missing \['fc2.bias'\]"):
         _step(net, {k: v for k, v in params.items() if k != "fc2.bias"}, X, y)
-    with pytest.raises(ValueError, match=r"parameter 'fc1.bias' has shape \(4,\), expected \(5,\)"):
+    with pytest.raises(ValueError, match=r"parameter 'fc1.bias' has shape \(4,\), expected \(5,\) \(in `params`\)"):
         _step(net, {**params, "fc1.bias": np.zeros(4)}, X, y)
     with pytest.raises(TypeError, match="`params` must be a dict"):
         _step(net, list(params.values()), X, y)

@@ -63,8 +63,7 @@ def check_finite(x: Any, name: str) -> None:
 
 def check_mode(mode: int, ndim: int, name: str = "mode") -> int:
     """Check a 0-based mode index against a tensor of ``ndim`` axes."""
-    if not isinstance(mode, int) or isinstance(mode, bool):
-        raise TypeError(f"`{name}` must be an int; got {type(mode).__name__}.")
+    mode = check_int(mode, name)  # NumPy integers accepted
     if not 0 <= mode < ndim:
         raise ValueError(f"`{name}` must be in [0, {ndim - 1}] for a tensor with {ndim} modes; got {name}={mode}.")
     return mode
@@ -197,6 +196,8 @@ def check_square_factors(
         check_array(u, f"{name}[{i}]", ndim=2)
         if u.shape[0] != u.shape[1]:
             raise ValueError(f"factor {i} of `{name}` must be square; got shape {tuple(u.shape)}.")
+        if u.shape[0] == 0:
+            raise ValueError(f"factor {i} of `{name}` is empty (shape (0, 0)); every mode needs size >= 1.")
         if shape is not None and u.shape[0] != shape[i]:
             raise ValueError(
                 f"factor {i} of `{name}` has shape {tuple(u.shape)}, expected ({shape[i]}, {shape[i]}) "
@@ -210,7 +211,8 @@ def check_square_factors(
                     f"factor {i} of `{name}` must be symmetric; max |U - U^T| = {asym:.3g} "
                     f"(relative {asym / max(scale, 1e-300):.3g} > {rtol:g}). Symmetrize it with (U + U.T) / 2."
                 )
-    return list(factors)
+    # integer factors are accepted and computed with in float64 (no integer finfo, no integer overflow)
+    return [u if xp.isdtype(u.dtype, "real floating") else xp.astype(u, xp.float64) for u in factors]
 
 
 def cholesky_factors(factors: Sequence[Any], name: str = "factors"):

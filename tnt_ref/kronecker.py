@@ -214,7 +214,10 @@ class KroneckerMatrix:
         eig = [(self._xp.clip(l, 0.0, None), Q) for l, Q in eig]  # round-off negatives of a PSD factor
         Y = _mode_products(X, [Q.T for _, Q in eig], offset=int(batched))
         Y = Y / (outer(*[l for l, _ in eig]) + lam)
-        return _mode_products(Y, [Q for _, Q in eig], offset=int(batched))
+        out = _mode_products(Y, [Q for _, Q in eig], offset=int(batched))
+        if not bool(self._xp.all(self._xp.isfinite(out))):
+            raise ValueError(f"the damped solve overflowed (lam={lam:g} against eigenvalues near 0); use a larger `lam`.")
+        return out
 
     def as_linear_operator(self):
         """A ``scipy.sparse.linalg.LinearOperator`` (``cupyx`` for CuPy) that applies this matrix.

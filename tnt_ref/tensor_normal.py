@@ -335,7 +335,10 @@ def tnt_factors(samples):
     # (s a power of two: exact) and scale back, U_i(G) = s**(2/k) U_i(G / s) [derived]
     s = 2.0 ** math.floor(math.log2(peak))
     U = tnt_factors_from_moments(_mode_moments(samples / s))
-    a = s ** (2.0 / k) if math.isfinite(s ** (2.0 / k)) else math.inf
+    try:
+        a = s ** (2.0 / k)
+    except OverflowError:  # Python's float power raises instead of returning inf
+        a = math.inf
     if not (a > 0.0 and math.isfinite(a)) or not (float(fi.smallest_normal) <= a * float(xp.max(xp.abs(U[0]))) <= float(fi.max)):
         raise ValueError(
             f"TNT's factors of `samples` (largest |entry| {peak:.3g}) are not representable in {samples.dtype}: "

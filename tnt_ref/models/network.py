@@ -82,7 +82,7 @@ class Sequential:
         for n, s in self.param_shapes.items():
             check_array(params[n], f"params[{n!r}]", finite=finite)
             if tuple(params[n].shape) != s:
-                raise ValueError(f"parameter {n!r} has shape {tuple(params[n].shape)}, expected {s}.")
+                raise ValueError(f"parameter {n!r} has shape {tuple(params[n].shape)}, expected {s} (in `params`).")
 
     def check_inputs(self, X, y=None, *, values: bool = True) -> None:
         """Input shape against the network, real dtype, labels; ``values`` adds the host reads
