@@ -23,6 +23,8 @@ from .._validation import check_int, check_positive, check_unit_interval
 
 __all__ = ["Optimizer", "apply_updates", "check_hyper"]
 
+_UNSET: Any = object()  # "this optimizer has no such hyperparameter" (None is a wrong value, not a missing one)
+
 
 @dataclass(frozen=True)
 class Optimizer:
@@ -54,9 +56,9 @@ def apply_updates(params: dict, updates: dict) -> dict:
 def check_hyper(
     *,
     learning_rate: float,
-    momentum: float | None = None,
-    decay: float | None = None,
-    damping: float | None = None,
+    momentum: Any = _UNSET,
+    decay: Any = _UNSET,
+    damping: Any = _UNSET,
     weight_decay: float = 0.0,
     intervals: dict[str, int] | None = None,
 ) -> None:
@@ -64,9 +66,9 @@ def check_hyper(
     (Python or NumPy integers). Strings, bools and NaN are refused with the argument's name."""
     check_positive(learning_rate, "learning_rate")
     for name, v in (("momentum", momentum), ("decay", decay)):
-        if v is not None:
+        if v is not _UNSET:  # an optimizer without this hyperparameter leaves it unset; None is refused
             check_unit_interval(v, name)
-    if damping is not None:
+    if damping is not _UNSET:
         check_positive(damping, "damping")
     check_positive(weight_decay, "weight_decay", allow_zero=True)
     for name, v in (intervals or {}).items():
