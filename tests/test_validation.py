@@ -354,6 +354,13 @@ def test_learning_rate_must_be_a_number(name, lr):
         make_optimizer(name, lr)
 
 
+@pytest.mark.parametrize("name,key", [("sgd", "momentum"), ("tnt", "decay"), ("kfac", "damping"), ("shampoo", "momentum"),
+                                      ("adam", "b1"), ("tnt", "T1")])
+def test_none_hyperparameter_is_refused_by_name(name, key):
+    with pytest.raises(TypeError, match=f"`{key}` must be"):
+        make_optimizer(name, 0.1, **{key: None})
+
+
 def test_numpy_scalars_accepted_for_hyperparameters():
     opt = tnt(np.float64(0.1), T1=np.int64(5), T2=np.int32(20), damping=np.float32(1e-3))
     assert opt.hyper["T1"] == 5 and type(opt.hyper["T1"]) is int and type(opt.hyper["T2"]) is int
