@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from ._validation import check_positive
+from ._validation import check_int, check_positive, check_rng
 from .backend import get_namespace, to_numpy
 from .kronecker import frobenius_kron_fit, safe_eigh
 from .models.layers import OuterGrad
@@ -114,8 +114,8 @@ def _validate(net: Sequential, params: dict, X, y=None) -> None:
 
 
 def _chunks(n: int, chunk: int):
-    for start in range(0, n, chunk):
-        yield slice(start, min(n, start + chunk))
+    chunk = check_int(chunk, "chunk", min_value=1)  # a chunk <= 0 would skip every input (all-zero blocks)
+    return [slice(start, min(n, start + chunk)) for start in range(0, n, chunk)]
 
 
 def _zero_blocks(net, params, names, max_block_bytes, xp) -> dict:
@@ -265,8 +265,8 @@ def monte_carlo_fisher_blocks(
     """
     _validate(net, params, X)
     names = _names(net, names)
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"`n_samples` must be a positive int; got n_samples={n_samples!r}.")
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    check_rng(rng)
     xp = get_namespace(X)
     n = X.shape[0]
     if scale == "per-example":
@@ -279,7 +279,7 @@ def monte_carlo_fisher_blocks(
         return _accumulate(net, params, X, names, max_block_bytes, grads_of_chunk, chunk=n)
     if scale != "batch-mean":
         raise ValueError(f"`scale` must be 'per-example' or 'batch-mean'; got scale={scale!r}.")
-    if batch_size is None or not 1 <= int(batch_size) <= n:
+    if batch_size is None or not 1 <= check_int(batch_size, "batch_size") <= n:
         raise ValueError(f"`batch_size` must be in [1, {n}] for scale='batch-mean'; got batch_size={batch_size!r}.")
     m = int(batch_size)
     F = _zero_blocks(net, params, names, max_block_bytes, xp)

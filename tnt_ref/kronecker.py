@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_array, check_positive, check_square_factors, warn
+from ._validation import check_array, check_positive, check_psd_factors, check_square_factors, linalg_errors, warn
 from .backend import get_namespace, is_cupy, is_numpy, scipy_namespace, to_numpy
 from .tensor import _kron, _mode_products, outer
 from .tensor_normal import _normalize
@@ -143,17 +143,22 @@ class KroneckerMatrix:
         return out
 
     def logdet(self) -> float:
-        """``logdet(kron U_i) = sum_i (D / d_i) logdet(U_i)``; ``-inf`` if singular, error if indefinite."""
-        xp = self._xp
+        """``logdet(kron U_i) = sum_i (D / d_i) logdet(U_i)``; ``-inf`` if singular, error if indefinite.
+
+        Raises
+        ------
+        ValueError
+            A factor is indefinite (an eigenvalue below ``-d * 100 * eps * max|lambda|``); the
+            determinant of the product can then be positive while the matrix is not PSD.
+        """
         D = self.shape[0]
         total = 0.0
-        for i, u in enumerate(self.factors):
-            sign, ld = xp.linalg.slogdet(u)
-            if float(sign) < 0:
-                raise ValueError(f"factor {i} has a negative determinant; logdet needs PSD factors.")
-            if float(sign) == 0:
+        for i, lam in enumerate(check_psd_factors(self.factors, "factors")):
+            d = lam.shape[0]
+            tol = d * 100 * float(self._xp.finfo(lam.dtype).eps) * float(self._xp.max(self._xp.abs(lam)))
+            if float(lam[0]) <= tol:  # singular up to round-off (a rank-deficient PSD factor)
                 return float("-inf")
-            total += (D / u.shape[0]) * float(ld)
+            total += (D / d) * float(self._xp.sum(self._xp.log(lam)))
         return total
 
     def eigvalsh(self):
@@ -170,10 +175,17 @@ class KroneckerMatrix:
         ``pi_i = (tr U_i / d_i) / (prod_j tr U_j / d_j) ** (1/k)`` (Martens & Grosse 2015; kfac-jax).
 
         Neither equals ``(kron U_i + eps I)^{-1}``; for that use :meth:`solve_damped`.
+
+        Raises
+        ------
+        ValueError
+            A factor is indefinite (then ``U_i + eps I`` may be indefinite or singular and the
+            "inverse" is not positive definite), or ``eps`` is too small to make a factor invertible.
         """
         eps = check_positive(eps, "eps")
         if scheme not in ("per-factor", "pi"):
             raise ValueError(f"`scheme` must be 'per-factor' or 'pi'; got scheme={scheme!r}.")
+        check_psd_factors(self.factors, "factors")
         return KroneckerMatrix(damped_inverse_factors(self.factors, eps, scheme))
 
     def solve_damped(self, X, lam: float):
@@ -187,14 +199,25 @@ class KroneckerMatrix:
         X : array, shape ``(d_1, ..., d_k)`` or ``(n, d_1, ..., d_k)``
         lam : float
             Positive damping.
+
+        Raises
+        ------
+        ValueError
+            A factor is indefinite: a product of two negative eigenvalues is positive, so clipping
+            or using the eigenvalues as they are would both give a wrong answer without a word.
         """
         lam = check_positive(lam, "lam")
         check_array(X, "X")
         batched = self._check_tensor(X)
-        eig = [safe_eigh(u) for u in self.factors]
+        eig = [safe_eigh(u, floor=None) for u in self.factors]
+        check_psd_factors(self.factors, "factors", eigenvalues=[l for l, _ in eig])
+        eig = [(self._xp.clip(l, 0.0, None), Q) for l, Q in eig]  # round-off negatives of a PSD factor
         Y = _mode_products(X, [Q.T for _, Q in eig], offset=int(batched))
         Y = Y / (outer(*[l for l, _ in eig]) + lam)
-        return _mode_products(Y, [Q for _, Q in eig], offset=int(batched))
+        out = _mode_products(Y, [Q for _, Q in eig], offset=int(batched))
+        if not bool(self._xp.all(self._xp.isfinite(out))):
+            raise ValueError(f"the damped solve overflowed (lam={lam:g} against eigenvalues near 0); use a larger `lam`.")
+        return out
 
     def as_linear_operator(self):
         """A ``scipy.sparse.linalg.LinearOperator`` (``cupyx`` for CuPy) that applies this matrix.
@@ -227,9 +250,11 @@ def damped_inverse_factors(factors, eps: float, scheme: str = "per-factor") -> l
         eps_i = [(ai / g if g > 0 else 1.0) * eps ** (1.0 / k) for ai in a]
     invs = []
     for i, (u, e) in enumerate(zip(factors, eps_i)):
-        inv = xp.linalg.inv(u + e * xp.eye(u.shape[0], dtype=u.dtype))
+        with linalg_errors(f"inverting factor {i} + {e:g} I (d = {u.shape[0]})",
+                           "it is singular to working precision: use more damping (a larger `eps`/`damping`)."):
+            inv = xp.linalg.inv(u + e * xp.eye(u.shape[0], dtype=u.dtype))
         if not bool(xp.all(xp.isfinite(inv))):
-            raise ValueError(f"factor {i} + {e:g} I is singular; use a larger `eps`.")
+            raise ValueError(f"factor {i} + {e:g} I is singular; use more damping (a larger `eps`/`damping`).")
         invs.append((inv + inv.T) / 2)
     return invs
 

@@ -16,6 +16,8 @@ Modes are 0-based in code and 1-based in the maths.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -73,7 +75,8 @@ def unfold(X, mode: int):
 def _unfold(X, axis: int):
     xp = get_namespace(X)
     d = X.shape[axis]
-    return xp.reshape(xp.moveaxis(X, axis, 0), (d, -1))  # (d_i, D / d_i)
+    r = math.prod(X.shape[:axis] + X.shape[axis + 1 :])  # explicit: reshape(-1) is ambiguous for zero-size X
+    return xp.reshape(xp.moveaxis(X, axis, 0), (d, r))  # (d_i, D / d_i)
 
 
 def fold(M, mode: int, shape: Sequence[int]):

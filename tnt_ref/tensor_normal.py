@@ -22,7 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_array, check_samples, check_square_factors, cholesky_factors
+from ._validation import (
+    check_array,
+    check_int,
+    check_positive,
+    check_psd_factors,
+    check_rng,
+    check_samples,
+    check_square_factors,
+    cholesky_factors,
+    linalg_errors,
+)
 from .backend import get_namespace
 from .tensor import _kron, _mode_products
 
@@ -112,10 +122,8 @@ class TensorNormal:
         -------
         array, shape ``(n, d_1, ..., d_k)``
         """
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"`n` must be a positive int; got n={n!r}.")
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"`rng` must be a numpy.random.Generator; got {type(rng).__name__}.")
+        n = check_int(n, "n", min_value=1)
+        check_rng(rng)
         xp = self._xp
         z = xp.asarray(rng.standard_normal((n, *self.shape)), dtype=self.factors[0].dtype)
         x = _mode_products(z, self._chols, offset=1)  # (n, d_1, ..., d_k)
@@ -197,7 +205,25 @@ def mode_moments(samples):
     [4324, 4324, 4324]
     """
     check_samples(samples)
-    return _mode_moments(samples)
+    xp = get_namespace(samples)
+    if not xp.isdtype(samples.dtype, "real floating"):
+        samples = xp.astype(samples, xp.float64)  # integer samples: no integer overflow in the moments
+    fi = xp.finfo(samples.dtype)
+    peak = float(xp.max(xp.abs(samples)))
+    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+        return _mode_moments(samples)
+    # squares of tiny or huge entries leave the float range: form the moments of samples / s (s a
+    # power of two, exact) and scale back by s**2 only if the result is representable
+    s = 2.0 ** math.floor(math.log2(peak))
+    out = _mode_moments(samples / s)
+    tau = float(xp.linalg.trace(out[0])) * s * s  # a Python float: inf or 0.0 without a warning
+    if not (float(fi.smallest_normal) <= tau <= float(fi.max)):
+        raise ValueError(
+            f"the mode moments of `samples` (largest |entry| {peak:.3g}) are not representable in {samples.dtype}: "
+            f"their squares {'overflow' if tau > 1 else 'underflow to zero'}. Rescale `samples` (the moments "
+            "scale with its square), or use tnt_factors, which rescales internally."
+        )
+    return [m * s * s for m in out]
 
 
 def _mode_moments(samples, symmetrize: bool = True):
@@ -248,9 +274,10 @@ def tnt_factors_from_moments(moments: Sequence[Any], *, rtol: float | None = Non
     ------
     ValueError
         The traces of the moments disagree (they cannot be mode moments of one tensor), or a
-        trace is negative.
+        moment is not positive semi-definite (mode moments always are).
     """
     moments = check_square_factors(moments, "moments")
+    check_psd_factors(moments, "moments")
     return _tnt_factors_from_moments(moments, rtol)
 
 
@@ -296,7 +323,28 @@ def tnt_factors(samples):
     True
     """
     check_samples(samples)
-    return tnt_factors_from_moments(_mode_moments(samples))
+    xp = get_namespace(samples)
+    k = samples.ndim - 1
+    if not xp.isdtype(samples.dtype, "real floating"):
+        samples = xp.astype(samples, xp.float64)  # integer samples: no integer overflow in the moments
+    fi = xp.finfo(samples.dtype)
+    peak = float(xp.max(xp.abs(samples)))
+    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+        return tnt_factors_from_moments(_mode_moments(samples))
+    # tiny or huge entries: their squares would under/overflow, so form the moments of samples / s
+    # (s a power of two: exact) and scale back, U_i(G) = s**(2/k) U_i(G / s) [derived]
+    s = 2.0 ** math.floor(math.log2(peak))
+    U = tnt_factors_from_moments(_mode_moments(samples / s))
+    try:
+        a = s ** (2.0 / k)
+    except OverflowError:  # Python's float power raises instead of returning inf
+        a = math.inf
+    if not (a > 0.0 and math.isfinite(a)) or not (float(fi.smallest_normal) <= a * float(xp.max(xp.abs(U[0]))) <= float(fi.max)):
+        raise ValueError(
+            f"TNT's factors of `samples` (largest |entry| {peak:.3g}) are not representable in {samples.dtype}: "
+            f"they scale like |entry|**(2/k) = {peak:.3g}**{2.0 / k:.3g}. Rescale `samples`."
+        )
+    return [u * a for u in U]
 
 
 def normalize(factors: Sequence[Any]):
@@ -309,9 +357,11 @@ def normalize(factors: Sequence[Any]):
     Raises
     ------
     ValueError
-        A factor has a negative trace (it is not positive semi-definite).
+        A factor is not positive semi-definite (the scale rule divides by traces, and an
+        indefinite factor would be rescaled without a word).
     """
     factors = check_square_factors(factors, "factors")
+    check_psd_factors(factors, "factors")
     return _normalize(factors)
 
 
@@ -418,8 +468,8 @@ def mle(
         raise ValueError("pass exactly one of `samples` (n, d_1, ..., d_k) and `covariance` (D, D) to mle().")
     if scheme not in ("gauss-seidel", "jacobi"):
         raise ValueError(f"`scheme` must be 'gauss-seidel' or 'jacobi'; got scheme={scheme!r}.")
-    if not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"`max_iter` must be a positive int; got max_iter={max_iter!r}.")
+    max_iter = check_int(max_iter, "max_iter", min_value=1)
+    tol = check_positive(tol, "tol", allow_zero=True)
     if samples is not None:
         check_samples(samples)
         shape = tuple(int(s) for s in samples.shape[1:])
@@ -445,6 +495,7 @@ def mle(
         U = [xp.eye(d, dtype=data.dtype) for d in shape]
     else:
         U = list(check_square_factors(init, "init", shape=shape))
+        cholesky_factors(U, "init")
     update = _mode_update_samples if samples is not None else _mode_update_cov
     loglik: list[float] = []
     converged = False
@@ -464,9 +515,12 @@ def mle(
 
 
 def _checked_inv(xp, u, i):
-    inv = xp.linalg.inv(u)
+    msg = (f"the samples do not span mode {i} (rank-deficient samples: the MLE does not exist for them). "
+           "Add more samples (more, and linearly independent, than mle_min_samples), or use tnt_factors.")
+    with linalg_errors(f"inverting the flip-flop factor of mode {i}", msg):
+        inv = xp.linalg.inv(u)
     if not bool(xp.all(xp.isfinite(inv))):
-        raise ValueError(f"flip-flop update of mode {i} is singular; the samples do not span that mode. Add samples.")
+        raise ValueError(f"inverting the flip-flop factor of mode {i} failed (singular); {msg}")
     return inv
 
 
@@ -497,7 +551,13 @@ def _loglik(data, U, shape, is_samples: bool) -> float:
     """Mean log-likelihood of samples, or expected log-likelihood under N(0, F)."""
     xp = get_namespace(data)
     D = _prod(shape)
-    chols = cholesky_factors(U, "flip-flop factors")
+    try:
+        chols = cholesky_factors(U, "flip-flop factors")
+    except ValueError:
+        raise ValueError(
+            "the flip-flop factors are no longer positive definite (their Cholesky factorization failed): the samples are "
+            "rank-deficient and the MLE does not exist for them. Add more (linearly independent) samples, or use tnt_factors."
+        ) from None
     logdet = sum((D / d) * _logdet_from_chol(xp, lo) for d, lo in zip(shape, chols))
     invs = [xp.linalg.inv(u) for u in U]
     if is_samples:

@@ -114,6 +114,7 @@ def train_step(net: Sequential, opt: Optimizer, params: dict, state, Xb, yb, rng
     TNT [RG21, Alg. 1]; for TNT-EF the data-label gradient itself is used), per example for
     ``stat_scale="per-example"``, or in factored form for KFAC's ``(G, A)``.
     """
+    net.check_batch(params, Xb, yb, rng, values=False)  # names, shapes, dtypes, rng: no host read
     need = opt.needs(state)
     z, caches = net.forward(params, Xb)
     xp = get_namespace(z)
@@ -122,6 +123,7 @@ def train_step(net: Sequential, opt: Optimizer, params: dict, state, Xb, yb, rng
     g = net.backward(params, caches, net.loss_fn.grad(z, yb) / m)
     # one host read for all gradients (a sum is non-finite iff some entry is): the step's only sync besides the loss
     if not (math.isfinite(loss) and math.isfinite(float(sum(xp.sum(v) for v in g.values())))):
+        net.check_batch(params, Xb, yb, rng)  # a bad label, target, input or parameter: ValueError, not divergence
         raise DivergedError(f"non-finite loss ({loss}) or gradient")
     extra: dict = {}
     if need:

@@ -10,11 +10,13 @@ from ._args import positive_float, positive_int
 def _cmd_fisher(args) -> int:
     from pathlib import Path  # noqa: PLC0415
 
+    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
+
+    out = prepare_output_dir(Path(args.out), "--out")  # at the door: a bad folder fails before any work
+
     from ..experiments import fisher_study  # noqa: PLC0415
-    from ..files import atomic_write_json  # noqa: PLC0415
     from ..plots import plot_ladder  # noqa: PLC0415
 
-    out = Path(args.out)
     models = ["mlp", "cnn"] if args.model == "both" else [args.model]
     for model in models:
         t0 = time.perf_counter()

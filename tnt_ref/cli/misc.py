@@ -21,9 +21,13 @@ def _cmd_estimators(args) -> int:
 
 
 def _cmd_vectors(args) -> int:
+    from ..files import prepare_output_dir  # noqa: PLC0415
+
+    out = prepare_output_dir(args.out, "--out")  # at the door: a bad folder fails before any work
+
     from ..vectors import write_vectors  # noqa: PLC0415
 
-    for p in write_vectors(args.out, seed=args.seed):
+    for p in write_vectors(out, seed=args.seed):
         print(f"wrote {p}")
     return 0
 

@@ -13,6 +13,8 @@ Each distribution takes the network output ``z`` of shape ``(N, C)`` and provide
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..backend import get_namespace
@@ -46,8 +48,12 @@ class SoftmaxCrossEntropy:
         return xp.astype(xp.reshape(y, (-1, 1)) == xp.reshape(xp.arange(z.shape[1], dtype=y.dtype), (1, -1)), z.dtype)
 
     def loss(self, z, y):
+        """``-log p_y``; a label outside ``[0, C)`` has probability 0, so its loss is ``+inf``, and a
+        training step that reads the loss sees it at no extra host read."""
         xp = get_namespace(z)
-        return _logsumexp(xp, z) - xp.sum(z * self._onehot(y, z), axis=1)
+        onehot = self._onehot(y, z)
+        nll = _logsumexp(xp, z) - xp.sum(z * onehot, axis=1)
+        return xp.where(xp.sum(onehot, axis=1) > 0, nll, xp.full_like(nll, math.inf))
 
     def grad(self, z, y):
         return self.probs(z) - self._onehot(y, z)
@@ -72,13 +78,14 @@ class SoftmaxCrossEntropy:
         # S[n, :, c] = sqrt(p_c) (e_c - p): rows index outputs, columns index labels
         return (eye[None, :, :] - p[:, :, None]) * xp.sqrt(p)[:, None, :]
 
-    def check_labels(self, y, n: int, c: int) -> None:
+    def check_labels(self, y, n: int, c: int, values: bool = True) -> None:
+        """Shape and dtype; with ``values`` also the range (a host read)."""
         xp = get_namespace(y)
         if y.ndim != 1 or y.shape[0] != n:
             raise ValueError(f"`y` must have shape ({n},) of class indices for {self.name}; got {tuple(y.shape)}.")
         if not xp.isdtype(y.dtype, "integral"):
             raise TypeError(f"`y` must hold integer class indices for {self.name}; got dtype {y.dtype}.")
-        if n and (int(xp.min(y)) < 0 or int(xp.max(y)) >= c):
+        if values and n and (int(xp.min(y)) < 0 or int(xp.max(y)) >= c):
             raise ValueError(
                 f"labels `y` must lie in [0, {c - 1}] for {c} classes; got min {int(xp.min(y))}, max {int(xp.max(y))}."
             )
@@ -102,7 +109,9 @@ class SigmoidCrossEntropy:
         xp = get_namespace(z)
         # log(1 + e^z) - y z, computed stably: max(z, 0) + log(1 + e^{-|z|}) - y z
         sp = xp.where(z > 0, z, xp.zeros_like(z)) + xp.log1p(xp.exp(-xp.abs(z)))
-        return xp.sum(sp - y * z, axis=1)
+        nll = sp - y * z
+        # a target outside [0, 1] is no Bernoulli mean: its loss is +inf (no extra host read in a step)
+        return xp.sum(xp.where((y >= 0) & (y <= 1), nll, xp.full_like(nll, math.inf)), axis=1)
 
     def grad(self, z, y):
         return self.probs(z) - y
@@ -122,11 +131,12 @@ class SigmoidCrossEntropy:
         p = self.probs(z)
         return xp.eye(z.shape[1], dtype=z.dtype)[None, :, :] * xp.sqrt(p * (1.0 - p))[:, :, None]
 
-    def check_labels(self, y, n: int, c: int) -> None:
+    def check_labels(self, y, n: int, c: int, values: bool = True) -> None:
+        """Shape; with ``values`` also the range (a host read)."""
         xp = get_namespace(y)
         if tuple(y.shape) != (n, c):
             raise ValueError(f"`y` must have shape ({n}, {c}) of targets in [0, 1] for {self.name}; got {tuple(y.shape)}.")
-        if n and (float(xp.min(y)) < 0 or float(xp.max(y)) > 1):
+        if values and n and (float(xp.min(y)) < 0 or float(xp.max(y)) > 1):
             raise ValueError(f"targets `y` must lie in [0, 1] for {self.name}; got min {float(xp.min(y))}, max {float(xp.max(y))}.")
 
 
@@ -153,7 +163,7 @@ class SquaredError:
 
     fisher_sqrt = fisher
 
-    def check_labels(self, y, n: int, c: int) -> None:
+    def check_labels(self, y, n: int, c: int, values: bool = True) -> None:
         if tuple(y.shape) != (n, c):
             raise ValueError(f"`y` must have shape ({n}, {c}) for {self.name}; got {tuple(y.shape)}.")
 

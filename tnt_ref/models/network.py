@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_array
+from .._validation import check_array, check_rng
 from ..backend import get_namespace
 from .layers import ACTIVATIONS, Activation, Conv2d, Flatten, Linear
 from .losses import get_loss
@@ -69,7 +69,10 @@ class Sequential:
         return params
 
     # ---------------------------------------------------------------- checks
-    def check_params(self, params: dict) -> None:
+    def check_params(self, params: dict, *, finite: bool = True) -> None:
+        """Names (all, in layer order), shapes, real dtypes and (``finite``: a host read each) finite values."""
+        if not isinstance(params, dict):
+            raise TypeError(f"`params` must be a dict name -> array; got {type(params).__name__}.")
         if list(params) != self.param_names:
             missing = [n for n in self.param_names if n not in params]
             extra = [n for n in params if n not in self.param_shapes]
@@ -77,18 +80,37 @@ class Sequential:
                 f"`params` must have the keys {self.param_names} in this order; missing {missing}, unexpected {extra}."
             )
         for n, s in self.param_shapes.items():
+            check_array(params[n], f"params[{n!r}]", finite=finite)
             if tuple(params[n].shape) != s:
-                raise ValueError(f"parameter {n!r} has shape {tuple(params[n].shape)}, expected {s}.")
+                raise ValueError(f"parameter {n!r} has shape {tuple(params[n].shape)}, expected {s} (in `params`).")
 
-    def check_inputs(self, X, y=None) -> None:
-        check_array(X, "X")
-        if tuple(X.shape[1:]) != self.input_shape:
+    def check_inputs(self, X, y=None, *, values: bool = True) -> None:
+        """Input shape against the network, real dtype, labels; ``values`` adds the host reads
+        (finite inputs, label and target ranges)."""
+        check_array(X, "X", finite=values)
+        if X.ndim < 1 or tuple(X.shape[1:]) != self.input_shape:
             raise ValueError(
                 f"`X` must have shape (n, {', '.join(map(str, self.input_shape))}) for this model; got {tuple(X.shape)}."
             )
         if y is not None:
-            check_array(y, "y")
-            self.loss_fn.check_labels(y, X.shape[0], self.n_outputs)
+            check_array(y, "y", finite=values)
+            self.loss_fn.check_labels(y, X.shape[0], self.n_outputs, values=values)
+
+    def check_batch(self, params: dict, X, y, rng=None, *, values: bool = True) -> None:
+        """Everything a training step needs: :meth:`check_params`, :meth:`check_inputs` with labels
+        ``y``, and ``rng`` a ``numpy.random.Generator``.
+
+        ``values=False`` checks only what needs no host read (names, shapes, dtypes, ``rng``): the
+        per-step check of :func:`tnt_ref.training.train_step`, which adds the value checks only when
+        the step's loss or gradient is non-finite (an out-of-range label makes the loss ``+inf``).
+        """
+        if y is None:
+            raise ValueError("`y` (labels or targets) is required for a training step.")
+        self.check_params(params, finite=values)
+        self.check_inputs(X, y, values=values)
+        if X.shape[0] < 1:
+            raise ValueError(f"`X` must hold at least one example for a training step; got shape {tuple(X.shape)}.")
+        check_rng(rng)
 
     # ---------------------------------------------------------------- passes
     def forward(self, params: dict, X):
@@ -112,6 +134,7 @@ class Sequential:
 
     def loss(self, params: dict, X, y) -> float:
         """Mean negative log-likelihood over the batch."""
+        self.check_params(params)
         self.check_inputs(X, y)
         z, _ = self.forward(params, X)
         xp = get_namespace(z)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .._validation import check_param_dict, check_positive, check_unit_interval
 from ..backend import get_namespace
 from .base import Optimizer, check_hyper
 
@@ -20,10 +21,13 @@ class AdamState(NamedTuple):
 
 def adam(learning_rate: float, *, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> Optimizer:
     """``m = b1 m + (1-b1) g``; ``n = b2 n + (1-b2) g^2``; ``W -= alpha (m_hat / (sqrt(n_hat) + eps) + gamma W)``."""
-    check_hyper(learning_rate=learning_rate, momentum=b1, decay=b2, damping=eps, weight_decay=weight_decay)
+    check_hyper(learning_rate=learning_rate, weight_decay=weight_decay)
+    b1, b2 = check_unit_interval(b1, "b1"), check_unit_interval(b2, "b2")
+    eps = check_positive(eps, "eps")
     alpha, gamma = float(learning_rate), float(weight_decay)
 
     def init(params: dict) -> AdamState:
+        check_param_dict(params)
         z = {k: get_namespace(p).zeros_like(p) for k, p in params.items()}
         return AdamState(0, z, dict(z))
 

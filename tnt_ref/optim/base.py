@@ -15,14 +15,15 @@ training loop computes the extra backward pass only on statistics steps:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import check_positive
+from .._validation import check_int, check_positive, check_unit_interval
 
 __all__ = ["Optimizer", "apply_updates", "check_hyper"]
+
+_UNSET: Any = object()  # "this optimizer has no such hyperparameter" (None is a wrong value, not a missing one)
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,21 @@ def apply_updates(params: dict, updates: dict) -> dict:
 def check_hyper(
     *,
     learning_rate: float,
-    momentum: float | None = None,
-    decay: float | None = None,
-    damping: float | None = None,
+    momentum: Any = _UNSET,
+    decay: Any = _UNSET,
+    damping: Any = _UNSET,
     weight_decay: float = 0.0,
     intervals: dict[str, int] | None = None,
 ) -> None:
-    """Shared checks: positive learning rate and damping, decays in ``[0, 1)``, intervals ``>= 1``."""
+    """Shared checks: positive learning rate and damping, decays in ``[0, 1)``, intervals ``>= 1``
+    (Python or NumPy integers). Strings, bools and NaN are refused with the argument's name."""
     check_positive(learning_rate, "learning_rate")
     for name, v in (("momentum", momentum), ("decay", decay)):
-        if v is not None and not (0.0 <= float(v) < 1.0 and math.isfinite(float(v))):
-            raise ValueError(f"`{name}` must be in [0, 1); got {name}={v!r}.")
-    if damping is not None:
+        if v is not _UNSET:  # an optimizer without this hyperparameter leaves it unset; None is refused
+            check_unit_interval(v, name)
+    if damping is not _UNSET:
         check_positive(damping, "damping")
     check_positive(weight_decay, "weight_decay", allow_zero=True)
     for name, v in (intervals or {}).items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if check_int(v, name) < 1:
             raise ValueError(f"`{name}` must be an integer >= 1; got {name}={v!r}.")

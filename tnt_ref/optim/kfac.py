@@ -20,7 +20,10 @@ import math
 from typing import NamedTuple
 
 from ..backend import get_namespace
+from .._validation import check_param_dict, linalg_errors
 from .base import Optimizer, check_hyper
+
+_MORE_DAMPING = "the damped factor is singular to working precision: use more damping (a larger `damping`)."
 
 __all__ = ["KFACState", "kfac"]
 
@@ -70,10 +73,12 @@ def kfac(
     """KFAC; ``update(grads, state, params, *, kfac_stats=None)`` with ``kfac_stats: weight -> (G_batch, A_batch)``."""
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
+    T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, lam, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
     root = math.sqrt(lam)
 
     def init(params: dict) -> KFACState:
+        check_param_dict(params)
         weights, bias_of = _weight_bias(params)
         A, G = {}, {}
         for k in weights:
@@ -111,11 +116,13 @@ def kfac(
             A_inv, G_inv = {}, {}
             for k in weights:
                 xp = get_namespace(A[k])
-                A_inv[k] = xp.linalg.inv(A[k] + root * xp.eye(A[k].shape[0], dtype=A[k].dtype))
-                G_inv[k] = xp.linalg.inv(G[k] + root * xp.eye(G[k].shape[0], dtype=G[k].dtype))
+                with linalg_errors(f"KFAC: inverting A + sqrt(damping) I and G + sqrt(damping) I of {k!r}", _MORE_DAMPING):
+                    A_inv[k] = xp.linalg.inv(A[k] + root * xp.eye(A[k].shape[0], dtype=A[k].dtype))
+                    G_inv[k] = xp.linalg.inv(G[k] + root * xp.eye(G[k].shape[0], dtype=G[k].dtype))
             for b, w in bias_of.items():
                 xp = get_namespace(G[w])
-                G_inv[b] = xp.linalg.inv(G[w] + lam * xp.eye(G[w].shape[0], dtype=G[w].dtype))
+                with linalg_errors(f"KFAC: inverting G + damping I of {b!r}", _MORE_DAMPING):
+                    G_inv[b] = xp.linalg.inv(G[w] + lam * xp.eye(G[w].shape[0], dtype=G[w].dtype))
         updates = {}
         for k, p in params.items():
             xp = get_namespace(p)

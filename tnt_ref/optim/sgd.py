@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .._validation import check_param_dict
 from ..backend import get_namespace
 from .base import Optimizer, check_hyper
 
@@ -23,6 +24,7 @@ def sgd(learning_rate: float, *, momentum: float = 0.9, weight_decay: float = 0.
     alpha, mu, gamma = float(learning_rate), float(momentum), float(weight_decay)
 
     def init(params: dict) -> SGDState:
+        check_param_dict(params)
         return SGDState(0, {k: get_namespace(p).zeros_like(p) for k, p in params.items()})
 
     def update(grads: dict, state: SGDState, params: dict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import warn
+from .._validation import check_param_dict, warn
 from ..backend import get_namespace
 from ..fisher import tensor_shape
 from ..kronecker import safe_eigh
@@ -50,9 +50,11 @@ def shampoo(
     """Shampoo with EMA statistics and inverse ``2k``-th roots; ``update(grads, state, params)``."""
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
+    T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
 
     def init(params: dict) -> ShampooState:
+        check_param_dict(params)
         stats, roots = {}, {}
         for k, p in params.items():
             xp = get_namespace(p)

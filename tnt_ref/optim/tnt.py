@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
+from .._validation import check_param_dict
 from ..backend import get_namespace
 from ..fisher import tensor_shape
 from ..kronecker import damped_inverse_factors
@@ -94,9 +95,11 @@ def tnt(
     tensor_shape((1, 1, 1, 1), conv_modes)  # validates conv_modes
     per_example = stat_scale == "per-example"
     need_key = "sampled_per_example" if per_example else "sampled_grads"
+    T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
 
     def init(params: dict) -> TNTState:
+        check_param_dict(params)
         stats, invs = {}, {}
         for k, p in params.items():
             xp = get_namespace(p)
