@@ -26,7 +26,7 @@ def test_history_fields_and_budget_in_seconds():
     r = run("autoencoder", "sgd", 0.03, epochs=None, seconds=0.05, progress=False)
     assert len(r.history) >= 1
     h = r.history[0]
-    assert set(h) == {"epoch", "train_loss", "test_loss", "test_accuracy", "wall_time", "process_time"}
+    assert set(h) == {"epoch", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "wall_time", "process_time"}
     assert h["test_accuracy"] is None  # autoencoder
     r = run("mlp", "sgd", 0.1, epochs=2, progress=False)
     assert 0 <= r.history[-1]["test_accuracy"] <= 1 and r.history[-1]["train_loss"] < r.history[0]["train_loss"] * 1.5
@@ -59,9 +59,45 @@ def test_checkpoint_missing_state_entry(tmp_path):
 
 def test_divergence_stops_with_message(tmp_path):
     ck = tmp_path / "run.npz"
-    with pytest.raises(DivergedError, match=r"sgd on autoencoder: non-finite loss .* at epoch 1, step \d+ \(learning_rate=1e\+06\); no checkpoint was written"):
+    # a finite but exploding loss is a divergence (above 10 x the initial loss), printed with 4 digits
+    with pytest.raises(DivergedError, match=r"sgd on autoencoder: diverged: mini-batch loss \d\.\d+e\+\d+ at epoch 1, step \d+ "
+                       r"\(learning_rate=1e\+06; divergence: non-finite or > 10 x the initial loss 44\.\d+\); no good epoch "
+                       r".*no checkpoint was written") as info:
         run("autoencoder", "sgd", 1e6, epochs=2, checkpoint=ck, progress=False)
     assert not ck.exists()
+    assert info.value.last_good_epoch == 0 and info.value.history == []
+    # with the factor out of reach, the same run goes on to a non-finite loss, reported by train_step
+    with pytest.raises(DivergedError, match=r"diverged: non-finite loss \(.*\) or gradient at epoch 1"):
+        run("autoencoder", "sgd", 1e6, epochs=2, progress=False, divergence_factor=1e308)
+
+
+def test_divergence_factor_is_the_stated_multiple(monkeypatch):
+    import tnt_ref.training as T
+
+    real = T.train_step
+    base = run("mlp", "sgd", 0.1, epochs=1, progress=False)
+    init = base.initial_train_loss
+    calls = {"n": 0}
+
+    def loss_at(multiple):
+        def step(*args):
+            calls["n"] += 1
+            loss, p, s = real(*args)
+            return (multiple * init if calls["n"] == 30 else loss), p, s
+        return step
+
+    calls["n"] = 0
+    monkeypatch.setattr(T, "train_step", loss_at(9.99))  # below 10x: not a divergence
+    assert len(run("mlp", "sgd", 0.1, epochs=2, progress=False).history) == 2
+    calls["n"] = 0
+    monkeypatch.setattr(T, "train_step", loss_at(10.01))  # above: diverged at step 30 = epoch 2, step 7 (23 steps/epoch)
+    with pytest.raises(DivergedError, match=r"at epoch 2, step 7 .*last good epoch 1, training loss") as info:
+        run("mlp", "sgd", 0.1, epochs=2, progress=False)
+    assert info.value.last_good_epoch == 1 and info.value.last_good_loss == base.history[0]["train_loss"]
+    calls["n"] = 0
+    assert len(run("mlp", "sgd", 0.1, epochs=2, progress=False, divergence_factor=11.0).history) == 2
+    with pytest.raises(ValueError, match="`divergence_factor` must be a number > 1"):
+        run("mlp", "sgd", 0.1, divergence_factor=1.0)
 
 
 def test_divergence_keeps_last_good_checkpoint(tmp_path, monkeypatch):

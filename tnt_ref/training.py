@@ -37,7 +37,11 @@ __all__ = ["PROBLEMS", "Problem", "DivergedError", "CheckpointError", "train_ste
 
 
 class DivergedError(RuntimeError):
-    """The loss became NaN or Inf; the run stopped and its last good checkpoint is kept."""
+    """The run diverged (:func:`is_diverged`); it stopped and its last good checkpoint is kept.
+
+    Raised by :func:`run` with the attributes ``last_good_epoch`` (0 if none), ``last_good_loss``
+    (the training loss after that epoch, or the initial loss), ``history`` and ``config``.
+    """
 
 
 class CheckpointError(ValueError):
@@ -180,7 +184,12 @@ def _unflatten(template, prefix: str, arrays: dict, xp):
 
 @dataclass
 class RunResult:
-    """A finished (or stopped) run: its settings, per-epoch history and final parameters."""
+    """A finished (or stopped) run: its settings, per-epoch history and final parameters.
+
+    ``config`` is the full configuration (problem, optimizer, every hyperparameter, seed, batch
+    size, dtype, validation size, model); ``initial_train_loss`` is the training loss at
+    ``theta_0``, the reference of the divergence test (:func:`is_diverged`).
+    """
 
     problem: str
     optimizer: str
@@ -189,20 +198,50 @@ class RunResult:
     params: dict | None = None
     diverged: bool = False
     message: str = ""
+    config: dict = field(default_factory=dict)
+    initial_train_loss: float | None = None
 
 
-def _evaluate(net: Sequential, params, problem: Problem, X_tr, y_tr, X_te, y_te) -> dict:
-    train_loss = net.loss(params, X_tr, y_tr)
-    test_loss = net.loss(params, X_te, y_te)
-    acc = None if problem.autoencoder else net.accuracy(params, X_te, y_te)
-    return {"train_loss": train_loss, "test_loss": test_loss, "test_accuracy": acc}
+#: Default multiple of the initial training loss above which a run counts as diverged (see :func:`is_diverged`).
+DIVERGENCE_FACTOR = 10.0
+
+#: Training images held out for selection by :func:`compare` (the digits training set has 1497;
+#: 1200 are then trained on). The test set is never used for selection.
+VAL_SIZE = 297
 
 
-def _progress(text: str, enabled: bool) -> None:
-    """Redraw the one-line progress bar (``text == ""`` clears it and leaves the cursor at its start)."""
-    if enabled:
-        sys.stderr.write("\r" + text[:150].ljust(100) + ("\r" if not text else ""))
-        sys.stderr.flush()
+def is_diverged(loss: float, initial_loss: float, factor: float = DIVERGENCE_FACTOR) -> bool:
+    """The one definition of divergence: the loss is NaN/Inf, or above ``factor`` times the initial loss.
+
+    ``initial_loss`` is the training loss at ``theta_0`` (before any step or warm start). A
+    mini-batch loss and an epoch's training loss are judged by the same rule [reconstructed].
+
+    >>> is_diverged(float("nan"), 2.3), is_diverged(2.9e200, 2.3), is_diverged(2.0, 2.3), is_diverged(24.0, 2.3)
+    (True, True, False, True)
+    """
+    return not math.isfinite(loss) or loss > factor * initial_loss
+
+
+def _fmt(x: float) -> str:
+    """A loss for messages: 4 significant digits, never 132 of them."""
+    return f"{x:.4g}"
+
+
+def _evaluate(net: Sequential, params, problem: Problem, X_tr, y_tr, X_va, y_va, X_te, y_te) -> dict:
+    acc = (lambda X, y: None) if problem.autoencoder else (lambda X, y: net.accuracy(params, X, y))
+    row = {"train_loss": net.loss(params, X_tr, y_tr), "test_loss": net.loss(params, X_te, y_te),
+           "test_accuracy": acc(X_te, y_te), "val_loss": None, "val_accuracy": None}
+    if X_va is not None:
+        row["val_loss"], row["val_accuracy"] = net.loss(params, X_va, y_va), acc(X_va, y_va)
+    return row
+
+
+def _int_arg(value, name: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int; got {type(value).__name__}.")
+    if int(value) < low:
+        raise ValueError(f"`{name}` must be >= {low}; got {name}={value}.")
+    return int(value)
 
 
 def run(
@@ -220,15 +259,21 @@ def run(
     backend: str = "numpy",
     opt_kwargs: dict | None = None,
     on_epoch=None,
+    dtype: str = "float64",
+    val_size: int = 0,
+    divergence_factor: float = DIVERGENCE_FACTOR,
 ) -> RunResult:
     """Train ``problem`` with ``optimizer`` at ``learning_rate``.
 
     Budget: ``epochs`` and/or ``seconds`` of training wall time (checked after each epoch).
     Each epoch logs ``epoch, train_loss, test_loss, test_accuracy`` (``None`` for the autoencoder),
-    ``wall_time`` and ``process_time`` (cumulative seconds of training, evaluation excluded), and,
-    with ``checkpoint``, writes the parameters, optimizer state, random state and history to that
-    ``.npz`` file atomically. ``resume=True`` continues from it; on NumPy the continued run is
-    bit-identical to an uninterrupted one. ``on_epoch(row)`` is called after each epoch's log row.
+    ``val_loss, val_accuracy`` (``None`` unless ``val_size > 0``: the last ``val_size`` training
+    images are then held out from training, for selection), ``wall_time`` and ``process_time``
+    (cumulative seconds of training, evaluation excluded), and, with ``checkpoint``, writes the
+    parameters, optimizer state, random state and history to that ``.npz`` file atomically.
+    ``resume=True`` continues from it; on NumPy the continued run is bit-identical to an
+    uninterrupted one. ``on_epoch(row)`` is called after each epoch's log row (and checkpoint).
+    ``opt_kwargs`` override the problem's optimizer defaults (:data:`PROBLEMS`).
 
     TNT and TNT-EF start with the authors' warm start (one pass over the training set at
     ``theta_0`` accumulating the statistics, no updates).
@@ -240,83 +285,131 @@ def run(
     CheckpointError
         ``resume`` from a corrupted checkpoint or one of another problem/optimizer/setting.
     DivergedError
-        The loss became NaN or Inf (the last good checkpoint is kept).
+        :func:`is_diverged` (NaN/Inf, or above ``divergence_factor`` times the initial training
+        loss) on a mini-batch or epoch loss. The last good checkpoint is kept; the error carries
+        ``last_good_epoch``, ``last_good_loss`` and ``history`` (the rows of the good epochs).
     """
     prob = get_problem(problem)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {list(OPTIMIZERS)}.")
     if epochs is None and seconds is None:
         raise ValueError("give a budget: `epochs` and/or `seconds`.")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
         raise ValueError(f"`epochs` must be a positive int; got epochs={epochs!r}.")
+    epochs = None if epochs is None else int(epochs)
     if seconds is not None and not seconds > 0:
         raise ValueError(f"`seconds` must be positive; got seconds={seconds!r}.")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
+    seed = _int_arg(seed, "seed")
+    val_size = _int_arg(val_size, "val_size")
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
+        raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
     kwargs = {**prob.hyper.get(optimizer, {}), **(opt_kwargs or {})}
     opt = make_optimizer(optimizer, learning_rate, **kwargs)
-    m = int(batch_size or prob.batch_size)
     xp = namespace_for(backend)
     net = prob.build()
-    ds = load_digits(images=prob.images)
-    X_tr, X_te = xp.asarray(ds.X_train), xp.asarray(ds.X_test)
-    y_tr = X_tr if prob.autoencoder else xp.asarray(ds.y_train)
+    ds = load_digits(images=prob.images, dtype=np.dtype(dtype))
+    n_all = ds.X_train.shape[0]
+    if val_size > n_all - 100:
+        raise ValueError(f"`val_size` must be at most {n_all - 100} (of {n_all} training images); got val_size={val_size}.")
+    n_fit = n_all - val_size  # the last val_size training images are held out for selection
+    X_tr, X_te = xp.asarray(ds.X_train[:n_fit]), xp.asarray(ds.X_test)
+    X_va = xp.asarray(ds.X_train[n_fit:]) if val_size else None
+    y_tr = X_tr if prob.autoencoder else xp.asarray(ds.y_train[:n_fit])
     y_te = X_te if prob.autoencoder else xp.asarray(ds.y_test)
+    y_va = (X_va if prob.autoencoder else xp.asarray(ds.y_train[n_fit:])) if val_size else None
     n = X_tr.shape[0]
+    if batch_size is not None:
+        _int_arg(batch_size, "batch_size", 1)
+    m = int(batch_size or prob.batch_size)
     if not 1 <= m <= n:
         raise ValueError(f"`batch_size` must be in [1, {n}]; got batch_size={m}.")
     meta = {"problem": problem, "optimizer": optimizer, "learning_rate": float(learning_rate), "batch_size": m,
-            "seed": seed, "hyper": opt.hyper, "model": net.spec, "backend": backend}
+            "seed": seed, "hyper": opt.hyper, "model": net.spec, "backend": backend, "dtype": dtype,
+            "val_size": val_size, "divergence_factor": float(divergence_factor)}
     rng = np.random.default_rng(seed)
-    params = net.init(rng, xp=xp)
+    params = net.init(rng, xp=xp, dtype=getattr(xp, dtype))
     state = opt.init(params)
     history: list[dict] = []
     wall = proc = 0.0
     start_epoch = 0
     if resume:
-        params, state, rng, history, start_epoch = _load_checkpoint(Path(checkpoint), meta, params, state, xp)
+        params, state, rng, history, start_epoch, init_loss = _load_checkpoint(Path(checkpoint), meta, params, state, xp)
         wall = history[-1]["wall_time"] if history else 0.0
         proc = history[-1]["process_time"] if history else 0.0
-    elif optimizer in ("tnt", "tnt-ef"):
-        state = _warm_start(net, opt, params, state, X_tr, y_tr, m, rng)
+    else:
+        init_loss = net.loss(params, X_tr, y_tr)  # the reference of the divergence test
+        if optimizer in ("tnt", "tnt-ef"):
+            state = _warm_start(net, opt, params, state, X_tr, y_tr, m, rng)
+    meta["initial_train_loss"] = init_loss
     if progress is None:
         progress = sys.stderr.isatty()
     steps = n // m  # the last incomplete batch is dropped (constant batch-mean scale)
     epoch = start_epoch
-    while (epochs is None or epoch < epochs) and (seconds is None or wall < seconds):
-        perm = rng.permutation(n)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for s in range(steps):
-            idx = xp.asarray(perm[s * m : (s + 1) * m])
-            Xb, yb = xp.take(X_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
-            try:
-                with np.errstate(all="ignore"):  # divergence is detected explicitly, not by warnings
-                    loss, params, state = train_step(net, opt, params, state, Xb, yb, rng)
-            except DivergedError as err:
-                kept = f"the last good checkpoint (epoch {epoch}) is kept at {checkpoint}" if checkpoint and epoch > 0 else "no checkpoint was written"
-                raise DivergedError(
-                    f"{optimizer} on {problem}: {err} at epoch {epoch + 1}, step {s + 1} "
-                    f"(learning_rate={learning_rate:g}); {kept}. Lower the learning rate or raise the damping."
-                ) from None
-            if progress and (s % 5 == 0 or s == steps - 1):
-                bar = "#" * int(20 * (s + 1) / steps)
-                _progress(f"{optimizer} lr={learning_rate:g} epoch {epoch + 1}{'/' + str(epochs) if epochs else ''} [{bar:<20}] loss {loss:.4f}", True)
-        wall += time.perf_counter() - t0
-        proc += time.process_time() - c0
-        epoch += 1
-        with np.errstate(all="ignore"):
-            row = {"epoch": epoch, **_evaluate(net, params, prob, X_tr, y_tr, X_te, y_te), "wall_time": wall, "process_time": proc}
-        if not math.isfinite(row["train_loss"]):
-            raise DivergedError(f"{optimizer} on {problem}: the training loss became {row['train_loss']} after epoch {epoch}; lower the learning rate.")
-        history.append(row)
-        if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), meta, params, state, rng, history)
-        if on_epoch is not None:
-            _progress("", progress)  # clear the bar line before the caller prints
-            on_epoch(row)
+    bar = None
     if progress:
-        sys.stderr.write("\n")
-    return RunResult(problem, optimizer, float(learning_rate), history, params)
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=epochs, initial=start_epoch, unit="epoch", desc=f"{optimizer} lr={learning_rate:g}",
+                   leave=False, dynamic_ncols=True)
+
+    def stop(what: str, value: float, step: int | None):
+        if bar is not None:
+            bar.close()
+        at = f"at epoch {epoch + 1}, step {step}" if step is not None else f"after epoch {epoch}"
+        last_good = history[-1]["train_loss"] if history else init_loss
+        kept = (f"the last good checkpoint (epoch {epoch}) is kept at {checkpoint}" if checkpoint and history
+                else "no checkpoint was written")
+        good = f"last good epoch {len(history)}, training loss {_fmt(last_good)}" if history else \
+            f"no good epoch (initial training loss {_fmt(init_loss)})"
+        err = DivergedError(
+            f"{optimizer} on {problem}: diverged: {what}{'' if value is None else ' ' + _fmt(value)} {at} (learning_rate={learning_rate:g}; "
+            f"divergence: non-finite or > {divergence_factor:g} x the initial loss {_fmt(init_loss)}); {good}; {kept}. "
+            "Lower the learning rate or raise the damping."
+        )
+        err.last_good_epoch, err.last_good_loss, err.history, err.config = len(history), last_good, list(history), meta
+        return err
+
+    try:
+        while (epochs is None or epoch < epochs) and (seconds is None or wall < seconds):
+            perm = rng.permutation(n)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for s in range(steps):
+                idx = xp.asarray(perm[s * m : (s + 1) * m])
+                Xb, yb = xp.take(X_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
+                try:
+                    with np.errstate(all="ignore"):  # divergence is detected explicitly, not by warnings
+                        loss, params, state = train_step(net, opt, params, state, Xb, yb, rng)
+                except DivergedError as err:
+                    raise stop(str(err), None, s + 1) from None
+                if is_diverged(loss, init_loss, divergence_factor):
+                    raise stop("mini-batch loss", loss, s + 1)
+            wall += time.perf_counter() - t0
+            proc += time.process_time() - c0
+            with np.errstate(all="ignore"):
+                row = {"epoch": epoch + 1, **_evaluate(net, params, prob, X_tr, y_tr, X_va, y_va, X_te, y_te),
+                       "wall_time": wall, "process_time": proc}
+            epoch += 1
+            if is_diverged(row["train_loss"], init_loss, divergence_factor):
+                epoch -= 1
+                raise stop("training loss", row["train_loss"], None)
+            history.append(row)
+            if checkpoint is not None:
+                _save_checkpoint(Path(checkpoint), meta, params, state, rng, history)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=_fmt(row["train_loss"]))
+            if on_epoch is not None:
+                if bar is not None:
+                    bar.clear()
+                on_epoch(row)
+    finally:
+        if bar is not None:
+            bar.close()
+    return RunResult(problem, optimizer, float(learning_rate), history, params, config=meta, initial_train_loss=init_loss)
 
 
 def _warm_start(net, opt, params, state, X, y, m, rng):
@@ -357,7 +450,8 @@ def _load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
         history = json.loads(str(arrays["history"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"checkpoint {path} is corrupted or not a tnt-ref checkpoint ({type(err).__name__}: {err}).") from None
-    for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model"):
+    saved = {"dtype": "float64", "val_size": 0, **saved}  # checkpoints written before these settings existed
+    for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model", "dtype", "val_size"):
         if saved.get(key) != meta.get(key):
             raise CheckpointError(
                 f"checkpoint {path} is for {key}={saved.get(key)!r}, but this run has {key}={meta.get(key)!r}; "
@@ -372,7 +466,11 @@ def _load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
     state = _unflatten(state_t, "state/", arrays, xp)
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
-    return params, state, rng, history, len(history)
+    init_loss = saved.get("initial_train_loss")
+    if not isinstance(init_loss, (int, float)):
+        raise CheckpointError(f"checkpoint {path} lacks the initial training loss (written by an older tnt-ref); "
+                              "start a new run with --overwrite.")
+    return params, state, rng, history, len(history), float(init_loss)
 
 
 def compare(
