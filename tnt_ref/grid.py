@@ -25,6 +25,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from contextlib import nullcontext as _nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ import numpy as np
 
 from .files import atomic_write_json
 
-__all__ = ["RunSpec", "run_one", "run_grid", "load_records", "mean_ci", "difference_ci", "verdict", "TIMING_FIELDS"]
+__all__ = ["RunSpec", "run_one", "run_grid", "connect", "load_records", "mean_ci", "difference_ci", "verdict", "TIMING_FIELDS"]
 
 #: History fields that are measurements of the machine, not results of the run.
 TIMING_FIELDS = ("wall_time", "process_time")
@@ -120,6 +121,28 @@ def load_records(runs_dir: str | Path, specs: Sequence[RunSpec]) -> dict:
     return done
 
 
+@contextmanager
+def connect(address: str, timeout: float = 20):
+    """A ``distributed.Client`` connected to the Dask scheduler at ``address`` (closed on exit).
+
+    Raises
+    ------
+    ValueError
+        Nothing answers at ``address`` within ``timeout`` seconds.
+    """
+    from dask.distributed import Client  # noqa: PLC0415
+
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ValueError(f"`--scheduler` {address!r}: cannot connect to a Dask scheduler there ({err}); "
+                         "start one (`dask scheduler`) or check the address.") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def _backend(jobs: int, scheduler):
     """The context selecting joblib's backend, and the ``n_jobs`` to use inside it."""
     import contextlib  # noqa: PLC0415
@@ -132,7 +155,7 @@ def _backend(jobs: int, scheduler):
 
     stack = contextlib.ExitStack()
     if not isinstance(scheduler, Client):
-        stack.enter_context(Client(scheduler))
+        stack.enter_context(connect(scheduler))
     stack.enter_context(joblib.parallel_config(backend="dask", wait_for_workers_timeout=60))
     return stack, -1
 

@@ -33,7 +33,8 @@ from .fisher import kfac_sums
 from .models import Sequential, cnn, mlp
 from .optim import OPTIMIZERS, Optimizer, apply_updates, make_optimizer, tnt_warm_start
 
-__all__ = ["PROBLEMS", "Problem", "DivergedError", "CheckpointError", "train_step", "run", "compare", "RunResult"]
+__all__ = ["PROBLEMS", "Problem", "DivergedError", "CheckpointError", "train_step", "run", "compare", "summarize",
+           "results_table", "is_diverged", "DIVERGENCE_FACTOR", "VAL_SIZE", "RunResult"]
 
 
 class DivergedError(RuntimeError):
@@ -259,6 +260,7 @@ def run(
     backend: str = "numpy",
     opt_kwargs: dict | None = None,
     on_epoch=None,
+    on_start=None,
     dtype: str = "float64",
     val_size: int = 0,
     divergence_factor: float = DIVERGENCE_FACTOR,
@@ -272,7 +274,9 @@ def run(
     (cumulative seconds of training, evaluation excluded), and, with ``checkpoint``, writes the
     parameters, optimizer state, random state and history to that ``.npz`` file atomically.
     ``resume=True`` continues from it; on NumPy the continued run is bit-identical to an
-    uninterrupted one. ``on_epoch(row)`` is called after each epoch's log row (and checkpoint).
+    uninterrupted one. ``on_start(config, history)`` is called once before the first epoch (with
+    the full configuration and, on resume, the history so far); ``on_epoch(row)`` after each
+    epoch's log row (and checkpoint).
     ``opt_kwargs`` override the problem's optimizer defaults (:data:`PROBLEMS`).
 
     TNT and TNT-EF start with the authors' warm start (one pass over the training set at
@@ -345,6 +349,8 @@ def run(
         if optimizer in ("tnt", "tnt-ef"):
             state = _warm_start(net, opt, params, state, X_tr, y_tr, m, rng)
     meta["initial_train_loss"] = init_loss
+    if on_start is not None:
+        on_start(meta, list(history))
     if progress is None:
         progress = sys.stderr.isatty()
     steps = n // m  # the last incomplete batch is dropped (constant batch-mean scale)
@@ -473,6 +479,42 @@ def _load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
     return params, state, rng, history, len(history), float(init_loss)
 
 
+#: Damping grids tuned with the learning rate for TNT and TNT-EF (the docs say damping matters).
+DAMPING_GRIDS = {"tnt": [3e-3, 1e-2, 3e-2], "tnt-ef": [3e-3, 1e-2, 3e-2]}
+
+#: Seeds of the tuning runs are ``0 .. tune_seeds-1``; the reported runs use fresh seeds from here on.
+REPORT_SEED0 = 1000
+
+#: Margins of the non-inferiority claims: test accuracy (absolute) and final training loss (relative).
+ACCURACY_MARGIN = 0.01
+LOSS_MARGIN = 0.05
+
+
+def _final(rec: dict, key: str):
+    return rec["history"][-1][key] if rec["history"] and not rec["diverged"] else None
+
+
+def _score(recs: list[dict], select_by: str):
+    """Selection score of one configuration over its tuning seeds (higher is better); ``None`` if any seed diverged."""
+    if any(r["diverged"] for r in recs):
+        return None
+    vl = float(np.mean([_final(r, "val_loss") for r in recs]))
+    if select_by == "val_loss":
+        return (-vl,)
+    return (float(np.mean([_final(r, "val_accuracy") for r in recs])), -vl)  # ties (1/297) broken by val loss
+
+
+def _widen(grid: list[float], i: int) -> float | None:
+    """The next point beyond the edge ``i`` of a log grid (same ratio), or ``None`` if ``i`` is interior."""
+    if len(grid) < 2:
+        return None
+    if i == 0:
+        return grid[0] * grid[0] / grid[1]
+    if i == len(grid) - 1:
+        return grid[-1] * grid[-1] / grid[-2]
+    return None
+
+
 def compare(
     problem: str,
     out_dir: str | Path,
@@ -480,71 +522,271 @@ def compare(
     epochs: int = 10,
     optimizers: Sequence[str] = OPTIMIZERS,
     grids: dict | None = None,
-    seed: int = 0,
+    damping_grids: dict | None = None,
+    opt_kwargs: dict | None = None,
+    tune_seeds: int = 2,
+    seeds: int = 5,
+    widen: int = 2,
+    jobs: int = 1,
+    scheduler=None,
+    resume: bool = False,
+    dtype: str = "float64",
+    val_size: int = VAL_SIZE,
+    divergence_factor: float = DIVERGENCE_FACTOR,
     progress: bool | None = None,
     log=print,
+    seed: int | None = None,
 ) -> dict:
-    """Every optimizer over its learning-rate grid (the paper's protocol), results and figure in ``out_dir``.
+    """The protocol of ``docs/reproduction.md``: tune on a validation split, report on fresh seeds with 95% intervals.
 
-    Writes ``results.json`` (schema in ``docs/reproduction.md``), ``loss.png`` (training loss against
-    epochs and against time, best run per optimizer) and ``table.md``. The best run per optimizer is
-    the one with the lowest final training loss (autoencoder) or the highest final test accuracy
-    (classifiers; ties broken by the lower final training loss); diverged runs are recorded and never best.
+    1. **Tuning.** For every optimizer, every learning rate of its grid (and, for TNT and TNT-EF,
+       every damping of :data:`DAMPING_GRIDS`) on ``tune_seeds`` seeds ``0, 1, ...``. A
+       configuration is scored by its mean final *validation* metric (the last ``val_size``
+       training images, held out from training): validation loss (autoencoder) or validation
+       accuracy, ties broken by validation loss (classifiers). The test set is never used. A
+       configuration that diverged (:func:`is_diverged`) on any tuning seed is never chosen. If the
+       best learning rate is at an end of its grid, the grid is widened by one log step on that
+       side, up to ``widen`` times; an end that is still best is flagged ``lr_at_edge``.
+    2. **Report.** The chosen configuration of every optimizer on ``seeds`` fresh seeds
+       ``1000, 1001, ...``: mean and Student-t 95% intervals of the final training loss, test loss,
+       test accuracy, and the epochs and seconds to reach SGD-m's mean final training loss (over the
+       seeds that reach it; the fraction is given), and the claims' verdicts (:func:`grid.verdict`).
+
+    Every run is written to ``out_dir/runs/<key>.json`` when it finishes; ``resume=True`` skips
+    those already there. Writes ``results.json`` (schema in ``docs/reproduction.md``),
+    ``table.md`` and ``loss.png``. ``jobs`` and ``scheduler`` fan the runs out (:func:`grid.run_grid`);
+    the results do not depend on them.
     """
+    from .grid import RunSpec, run_grid  # noqa: PLC0415
     from .plots import plot_training  # noqa: PLC0415
 
     prob = get_problem(problem)
+    optimizers = list(optimizers)
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {o!r}; valid: {list(OPTIMIZERS)}.")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = []
+    if seed is not None:
+        raise ValueError("`seed` is gone: compare runs `tune_seeds` tuning seeds and `seeds` fresh report seeds.")
+    for name, v, low in (("tune_seeds", tune_seeds, 1), ("seeds", seeds, 1), ("widen", widen, 0), ("epochs", epochs, 1)):
+        _int_arg(v, name, low)
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
+        raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
+    _int_arg(val_size, "val_size", 1)
+    if val_size > 1397:
+        raise ValueError(f"`val_size` must be at most 1397 (of 1497 training images); got val_size={val_size}.")
+    opt_kwargs = dict(opt_kwargs or {})
+    dgrids = {o: sorted(float(v) for v in g) for o, g in {**DAMPING_GRIDS, **(damping_grids or {})}.items()
+              if o in optimizers and g}
+    if "damping" in opt_kwargs:  # a damping given by the user is not tuned
+        dgrids = {}
+    lr_grids = {o: sorted(float(v) for v in (grids or {}).get(o, prob.grids[o])) for o in optimizers}
+
+    def kwargs_for(o: str, damping=None) -> dict:
+        """The user's overrides that ``o`` accepts (checked by building the optimizer), plus the tuned damping."""
+        base = {**prob.hyper.get(o, {})}
+        import inspect  # noqa: PLC0415
+
+        from . import optim  # noqa: PLC0415
+
+        fn = optim.tnt if o == "tnt-ef" else getattr(optim, o)
+        accepted = set(inspect.signature(fn).parameters)
+        kw = {k: v for k, v in opt_kwargs.items() if k in accepted}
+        if damping is not None:
+            kw["damping"] = float(damping)
+        make_optimizer(o, 1e-3, **{**base, **kw})  # check at the door: bad values fail before any run
+        return kw
+
+    def spec(o, lr, s, kw, tag):
+        return RunSpec.make(problem, o, lr, s, epochs, kw, dtype=dtype, val_size=int(val_size),
+                            divergence_factor=float(divergence_factor), tags=(tag,))
+
     for o in optimizers:
-        grid = (grids or {}).get(o, prob.grids[o])
-        best_i, best_v = None, None
-        for lr in grid:
-            try:
-                r = run(problem, o, lr, epochs=epochs, seed=seed, progress=progress)
-                entry = {"optimizer": o, "learning_rate": lr, "best": False, "diverged": False, "history": r.history}
-                final = r.history[-1]
-                # classifiers: highest test accuracy, ties (one image is 1/300) broken by lower training loss
-                v = (-final["train_loss"],) if prob.select_by == "train_loss" else (final["test_accuracy"], -final["train_loss"])
-                if best_v is None or v > best_v:
-                    best_i, best_v = len(runs), v
-                msg = f"train loss {final['train_loss']:.4f}" + (
-                    f", test acc {final['test_accuracy']:.3f}" if final["test_accuracy"] is not None else "")
-            except DivergedError as err:
-                entry = {"optimizer": o, "learning_rate": lr, "best": False, "diverged": True, "history": [], "message": str(err)}
-                msg = "diverged"
-            runs.append(entry)
-            log(f"  {o:<8} lr={lr:<8g} {msg}")
-        if best_i is not None:
-            runs[best_i]["best"] = True
-    results = {"problem": problem, "epochs": epochs, "seed": seed, "select_by": prob.select_by, "runs": runs}
+        for d in dgrids.get(o, [None]):
+            kwargs_for(o, d)
+    out_dir = Path(out_dir)
+    runs_dir = out_dir / "runs"
+
+    def describe(rec):
+        if rec["diverged"]:
+            return f"diverged after {rec['last_good_epoch']} good epochs"
+        h = rec["history"][-1]
+        acc = "" if h["val_accuracy"] is None else f", val acc {h['val_accuracy']:.3f}"
+        return f"train loss {h['train_loss']:.4g}, val loss {h['val_loss']:.4g}{acc}"
+
+    def grid(specs, what):
+        log(f"{what}: {len(specs)} runs")
+        return run_grid(specs, runs_dir, jobs=jobs, scheduler=scheduler, resume=True, progress=progress, log=log,
+                        describe=describe)
+
+    # ---------------------------------------------------------------- 1. tuning on the validation split
+    tuning: dict = {}
+    select_by = "val_loss" if prob.select_by == "train_loss" else "val_accuracy"
+    rounds = 0
+    while True:
+        specs = [spec(o, lr, s, kwargs_for(o, d), "tuning") for o in optimizers for lr in lr_grids[o]
+                 for d in dgrids.get(o, [None]) for s in range(tune_seeds)]
+        recs = dict(zip(specs, grid(specs, f"tuning round {rounds + 1}")))
+        grown = False
+        for o in optimizers:
+            configs = []
+            for lr in lr_grids[o]:
+                for d in dgrids.get(o, [None]):
+                    kw = kwargs_for(o, d)
+                    rs = [recs[spec(o, lr, s, kw, "tuning")] for s in range(tune_seeds)]
+                    sc = _score(rs, select_by)
+                    configs.append({"learning_rate": lr, "damping": d, "opt_kwargs": kw, "score": None if sc is None else list(sc),
+                                    "diverged_seeds": sum(r["diverged"] for r in rs),
+                                    "val_loss": None if sc is None else float(np.mean([_final(r, "val_loss") for r in rs])),
+                                    "val_accuracy": None if sc is None or prob.autoencoder else
+                                    float(np.mean([_final(r, "val_accuracy") for r in rs]))})
+            ok = [c for c in configs if c["score"] is not None]
+            best = max(ok, key=lambda c: tuple(c["score"])) if ok else None
+            dg = dgrids.get(o)
+            tuning[o] = {"learning_rates": list(lr_grids[o]), "dampings": list(dg) if dg else None, "configs": configs, "best": best,
+                         "lr_at_edge": None, "damping_at_edge": None}
+            if best is None:
+                continue
+            i = lr_grids[o].index(best["learning_rate"])
+            nxt = _widen(lr_grids[o], i)
+            if nxt is not None and rounds < widen:
+                lr_grids[o] = sorted([*lr_grids[o], nxt])
+                grown = True
+            tuning[o]["lr_at_edge"] = nxt is not None
+            if dg:
+                dnext = _widen(sorted(dg), sorted(dg).index(best["damping"]))
+                if dnext is not None and rounds < widen:
+                    dgrids[o] = sorted([*dg, dnext])
+                    grown = True
+                tuning[o]["damping_at_edge"] = dnext is not None
+        if not grown:
+            break
+        rounds += 1
+
+    # ---------------------------------------------------------------- 2. fresh seeds for the report
+    report_seeds = list(range(REPORT_SEED0, REPORT_SEED0 + seeds))
+    chosen = {o: t["best"] for o, t in tuning.items() if t["best"] is not None}
+    specs = [spec(o, c["learning_rate"], s, c["opt_kwargs"], "report") for o, c in chosen.items() for s in report_seeds]
+    recs = grid(specs, f"report: {len(chosen)} optimizers x {seeds} fresh seeds") if specs else []
+    runs = [{"optimizer": sp.optimizer, "learning_rate": sp.learning_rate, "seed": sp.seed,
+             "opt_kwargs": dict(sp.opt_kwargs), "diverged": r["diverged"], "message": r["message"],
+             "config": r["config"], "initial_train_loss": r["initial_train_loss"], "history": r["history"]}
+            for sp, r in zip(specs, recs)]
+    results = {"schema": "tnt-ref compare 2", "problem": problem,
+               "config": {"epochs": epochs, "optimizers": optimizers, "tune_seeds": list(range(tune_seeds)),
+                          "report_seeds": report_seeds, "val_size": int(val_size), "dtype": dtype,
+                          "divergence_factor": float(divergence_factor), "select_by": select_by, "widen": widen,
+                          "opt_kwargs": opt_kwargs, "damping_grids": {o: tuning[o]["dampings"] for o in dgrids},
+                          "lr_grids": lr_grids, "hyper_defaults": prob.hyper,
+                          "batch_size": prob.batch_size},
+               "tuning": tuning, "runs": runs}
+    results.update(summarize(results))
     atomic_write_json(out_dir / "results.json", results)
-    plot_training(runs, out_dir / "loss.png", title=f"{problem} on digits: best run per optimizer")
+    plot_training(results, out_dir / "loss.png", title=f"{problem} on digits: chosen configuration per optimizer, "
+                  f"mean and 95% CI over {seeds} fresh seeds")
     atomic_write_text(out_dir / "table.md", results_table(results))
     return results
 
 
+def summarize(results: dict) -> dict:
+    """Per-optimizer means and 95% intervals over the report seeds, and the claims' verdicts.
+
+    Returns ``{"target": ..., "summary": {optimizer: ...}, "claims": [...]}`` (see ``docs/reproduction.md``).
+    """
+    from .grid import mean_ci, verdict  # noqa: PLC0415
+
+    by: dict = {}
+    for r in results["runs"]:
+        by.setdefault(r["optimizer"], []).append(r)
+    ok = {o: [r for r in rs if not r["diverged"]] for o, rs in by.items()}
+    fin = {o: {k: [r["history"][-1][k] for r in rs] for k in ("train_loss", "test_loss", "test_accuracy")}
+           for o, rs in ok.items()}
+    target = float(np.mean(fin["sgd"]["train_loss"])) if fin.get("sgd", {}).get("train_loss") else None
+    summary = {}
+    for o, rs in by.items():
+        reach_ep, reach_s = [], []
+        for r in ok[o]:
+            h = next((h for h in r["history"] if target is not None and h["train_loss"] <= target), None)
+            if h is not None:
+                reach_ep.append(h["epoch"])
+                reach_s.append(h["wall_time"])
+        auto = all(v is None for v in fin[o]["test_accuracy"])
+        summary[o] = {
+            "learning_rate": rs[0]["learning_rate"], "opt_kwargs": rs[0]["opt_kwargs"],
+            "seeds": len(rs), "diverged": len(rs) - len(ok[o]),
+            "final_train_loss": mean_ci(fin[o]["train_loss"]), "final_test_loss": mean_ci(fin[o]["test_loss"]),
+            "final_test_accuracy": None if auto else mean_ci(fin[o]["test_accuracy"]),
+            "epochs_to_target": {**mean_ci(reach_ep), "reached": len(reach_ep), "of": len(rs)},
+            "seconds_to_target": {**mean_ci(reach_s), "reached": len(reach_s), "of": len(rs)},
+            "seconds_per_epoch": mean_ci([r["history"][-1]["wall_time"] / len(r["history"]) for r in ok[o]]),
+        }
+    claims = []
+
+    def claim(number, text, a, b, metric, better, margin, relative=False):
+        if a not in fin or b not in fin:
+            return
+        va, vb = fin[a][metric], fin[b][metric]
+        m = margin * float(np.mean(vb)) if relative and vb else margin
+        v = verdict(va, vb, better=better, margin=m)
+        if by.get(a) and not ok.get(a):
+            v["verdict"] = "does not hold"  # TNT diverged on every seed
+        claims.append({"claim": number, "statement": text, "a": a, "b": b, "metric": metric, **v})
+
+    for b in ("sgd", "adam"):
+        claim(1, f"tnt reaches a lower final training loss than {b}", "tnt", b, "train_loss", "lower", 0.0)
+    for b in ("kfac", "shampoo"):
+        claim(1, f"tnt's final training loss is comparable to {b}'s (at most {LOSS_MARGIN:.0%} above)", "tnt", b,
+              "train_loss", "lower", LOSS_MARGIN, relative=True)
+    if results["problem"] != "autoencoder":
+        for b in ("sgd", "adam"):
+            claim(2, f"tnt's test accuracy is at most {ACCURACY_MARGIN * 100:g} point below {b}'s", "tnt", b,
+                  "test_accuracy", "higher", ACCURACY_MARGIN)
+        claim(3, f"tnt's test accuracy is at most {ACCURACY_MARGIN * 100:g} point below tnt-ef's", "tnt", "tnt-ef",
+              "test_accuracy", "higher", ACCURACY_MARGIN)
+    claim(3, f"tnt's final training loss is at most {LOSS_MARGIN:.0%} above tnt-ef's", "tnt", "tnt-ef", "train_loss",
+          "lower", LOSS_MARGIN, relative=True)
+    return {"target": {"what": "mean final training loss of sgd over the report seeds", "value": target},
+            "summary": summary, "claims": claims}
+
+
+def _ci(s: dict | None, fmt: str = ".4g") -> str:
+    if s is None or s.get("mean") is None:
+        return "–"
+    if s["ci_low"] is None:
+        return f"{s['mean']:{fmt}}"
+    return f"{s['mean']:{fmt}} [{s['ci_low']:{fmt}}, {s['ci_high']:{fmt}}]"
+
+
 def results_table(results: dict) -> str:
-    """Markdown table of the best run per optimizer (with the epochs TNT needs to reach SGD-m's final loss)."""
-    best = [r for r in results["runs"] if r["best"]]
+    """Markdown: per optimizer the chosen configuration (edge flags), means [95% CI] over the report seeds, and the verdicts."""
+    cfg = results["config"]
     lines = [
-        f"| optimizer | learning rate | final train loss | final test loss | final test accuracy | wall time (s) |",
-        "|---|---|---|---|---|---|",
+        f"{results['problem']}: {cfg['epochs']} epochs; chosen on the validation split ({cfg['val_size']} training images, "
+        f"by {cfg['select_by']}, mean over tuning seeds {cfg['tune_seeds']}); reported as mean [95% CI] over "
+        f"{len(cfg['report_seeds'])} fresh seeds.",
+        "",
+        "| optimizer | learning rate | damping | tuning configs diverged | report seeds diverged | final train loss | "
+        "final test loss | final test accuracy | epochs to SGD-m's final loss (reached) | seconds to it |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in best:
-        h = r["history"][-1]
-        acc = "–" if h["test_accuracy"] is None else f"{h['test_accuracy']:.3f}"
-        lines.append(f"| {r['optimizer']} | {r['learning_rate']:g} | {h['train_loss']:.4f} | {h['test_loss']:.4f} | {acc} | {h['wall_time']:.1f} |")
-    sgd = next((r for r in best if r["optimizer"] == "sgd"), None)
-    if sgd:
-        target = sgd["history"][-1]["train_loss"]
-        lines.append("")
-        lines.append(f"Epochs to reach SGD-m's final training loss ({target:.4f}, {len(sgd['history'])} epochs):")
-        for r in best:
-            ep = next((h["epoch"] for h in r["history"] if h["train_loss"] <= target), None)
-            lines.append(f"- {r['optimizer']}: {ep if ep is not None else 'not reached'}")
+    for o, t in results["tuning"].items():
+        n_div = sum(c["score"] is None for c in t["configs"])
+        s = results["summary"].get(o)
+        if t["best"] is None or s is None:
+            lines.append(f"| {o} | none (all diverged) | – | {n_div}/{len(t['configs'])} | – | – | – | – | – | – |")
+            continue
+        lr = f"{t['best']['learning_rate']:g}" + (" (edge)" if t["lr_at_edge"] else "")
+        d = t["best"]["damping"]
+        dmp = "–" if d is None else f"{d:g}" + (" (edge)" if t["damping_at_edge"] else "")
+        e, sec = s["epochs_to_target"], s["seconds_to_target"]
+        lines.append(
+            f"| {o} | {lr} | {dmp} | {n_div}/{len(t['configs'])} | {s['diverged']}/{s['seeds']} | "
+            f"{_ci(s['final_train_loss'])} | {_ci(s['final_test_loss'])} | {_ci(s['final_test_accuracy'], '.3f')} | "
+            f"{_ci(e, '.3g')} ({e['reached']}/{e['of']}) | {_ci(sec, '.2g')} |")
+    tg = results["target"]["value"]
+    lines += ["", f"SGD-m's mean final training loss (the target): {'–' if tg is None else f'{tg:.4g}'}.", "",
+              "| claim | statement | difference a - b [95% CI] | verdict |", "|---|---|---|---|"]
+    for c in results["claims"]:
+        lines.append(f"| {c['claim']} | {c['statement']} | {_ci(c['difference'])} | **{c['verdict']}** |")
     return "\n".join(lines) + "\n"
