@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tnt_ref.cli import main
+import tnt_ref.training as T
 from tnt_ref.training import CheckpointError, DivergedError, compare, run
 
 
@@ -142,24 +143,63 @@ def test_bad_run_arguments():
         compare("mlp", "/tmp/never-written", optimizers=["newton"])
 
 
-def test_compare_writes_schema(tmp_path):
-    res = compare("autoencoder", tmp_path, epochs=1, optimizers=["sgd", "tnt"], grids={"sgd": [0.03, 1e6], "tnt": [1e-4]}, log=lambda *_: None)
+def test_compare_protocol_and_schema(tmp_path):
+    res = compare("autoencoder", tmp_path, epochs=1, optimizers=["sgd", "tnt"], grids={"sgd": [0.03, 1e6], "tnt": [1e-4]},
+                  damping_grids={"tnt": [1e-2]}, tune_seeds=1, seeds=2, widen=0, log=lambda *_: None)
     data = json.loads((tmp_path / "results.json").read_text())
     assert data == json.loads(json.dumps(res))
-    assert data["problem"] == "autoencoder"
+    assert data["problem"] == "autoencoder" and data["config"]["select_by"] == "val_loss"
+    # tuning: the diverged rate is recorded, never chosen; the chosen one is at the grid's low end, and flagged
+    sgd = data["tuning"]["sgd"]
+    assert [c["score"] is None for c in sgd["configs"]] == [False, True]
+    assert sgd["best"]["learning_rate"] == 0.03 and sgd["lr_at_edge"] is True
+    assert data["tuning"]["tnt"]["lr_at_edge"] is False  # a one-point grid has no edge to widen
+    # the report runs: the chosen configuration on fresh seeds, never a tuning seed
+    assert [(r["optimizer"], r["seed"]) for r in data["runs"]] == [("sgd", 1000), ("sgd", 1001), ("tnt", 1000), ("tnt", 1001)]
     for r in data["runs"]:
-        assert set(r) >= {"optimizer", "learning_rate", "best", "history"}
+        assert set(r) >= {"optimizer", "learning_rate", "seed", "diverged", "history", "config"}
         for h in r["history"]:
-            assert set(h) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "wall_time"}
-    assert [r["best"] for r in data["runs"]] == [True, False, True]
-    assert data["runs"][1]["diverged"] is True
+            assert set(h) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "val_loss", "wall_time"}
+    s = data["summary"]["sgd"]["final_train_loss"]
+    finals = [r["history"][-1]["train_loss"] for r in data["runs"][:2]]
+    assert s["mean"] == pytest.approx(sum(finals) / 2, rel=1e-14) and s["n"] == 2
+    assert data["target"]["value"] == pytest.approx(s["mean"], rel=1e-14)
+    assert {c["b"] for c in data["claims"]} == {"sgd"}
     assert (tmp_path / "loss.png").stat().st_size > 10_000
-    assert "| sgd |" in (tmp_path / "table.md").read_text()
+    table = (tmp_path / "table.md").read_text()
+    assert "| sgd | 0.03 (edge) | – | 1/2 | 0/2 |" in table and "| tnt | 0.0001 | 0.01 | 0/1 | 0/2 |" in table
+
+
+def test_compare_selects_on_validation_never_test(tmp_path, monkeypatch):
+    """Swap which rate is better on validation and which on test: the choice follows validation."""
+    real = T.run
+
+    def fake(problem, optimizer, lr, **kw):
+        r = real(problem, optimizer, lr, **kw)
+        good = lr == 0.1
+        for h in r.history:
+            h["val_accuracy"], h["test_accuracy"] = (0.9, 0.1) if good else (0.1, 0.9)
+        return r
+
+    import tnt_ref.training as T2
+
+    monkeypatch.setattr(T2, "run", fake)
+    res = compare("mlp", tmp_path, epochs=1, optimizers=["sgd"], grids={"sgd": [0.03, 0.1, 0.3]}, tune_seeds=1, seeds=2,
+                  widen=0, log=lambda *_: None)
+    assert res["tuning"]["sgd"]["best"]["learning_rate"] == 0.1
+
+
+def test_grid_widens_until_interior(tmp_path):
+    res = compare("mlp", tmp_path, epochs=1, optimizers=["sgd"], grids={"sgd": [1e-3, 3e-3]}, tune_seeds=1, seeds=2,
+                  widen=1, log=lambda *_: None)
+    t = res["tuning"]["sgd"]
+    assert t["learning_rates"] == pytest.approx([1e-3, 3e-3, 9e-3]) and t["best"]["learning_rate"] == pytest.approx(9e-3)
+    assert t["lr_at_edge"] is True  # widened once (widen=1) and still best at the top: flagged
 
 
 def test_train_cli(tmp_path, capsys):
     assert main(["train", "--problem", "mlp", "--optimizer", "tnt", "--lr", "1e-4", "--epochs", "1",
                  "--out", str(tmp_path)]) == 0
     assert "epoch   1" in capsys.readouterr().out
-    assert json.loads((tmp_path / "history.json").read_text())[0]["epoch"] == 1
+    assert json.loads((tmp_path / "history.json").read_text())["history"][0]["epoch"] == 1
     assert main(["train", "--problem", "mlp", "--optimizer", "nope", "--lr", "1"]) == 2
