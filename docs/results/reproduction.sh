@@ -1,7 +1,7 @@
 #!/bin/bash
 # the reproduction run of docs/reproduction.md (one run of the protocol, three problems)
-cd /work/wt/i13
-export PYTHONPATH=$PWD
+cd "$(dirname "$0")/../.."  # the repository root
+export PYTHONPATH=$PWD  # this checkout
 for spec in "mlp 20" "autoencoder 40" "cnn 15"; do
   set -- $spec
   echo "=== $1 start $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
