@@ -203,3 +203,12 @@ def test_train_cli(tmp_path, capsys):
     assert "epoch   1" in capsys.readouterr().out
     assert json.loads((tmp_path / "history.json").read_text())["history"][0]["epoch"] == 1
     assert main(["train", "--problem", "mlp", "--optimizer", "nope", "--lr", "1"]) == 2
+
+
+def test_grid_widens_downwards_past_a_diverged_top(tmp_path):
+    res = compare("autoencoder", tmp_path, epochs=4, optimizers=["sgd"], grids={"sgd": [0.03, 0.1]}, tune_seeds=1,
+                  seeds=2, widen=1, log=lambda *_: None)
+    t = res["tuning"]["sgd"]
+    assert [c["score"] is None for c in t["configs"]] == [False, False, True]  # 0.1 diverges within 4 epochs
+    assert t["learning_rates"] == pytest.approx([9e-3, 0.03, 0.1]) and t["best"]["learning_rate"] == 0.03
+    assert t["lr_at_edge"] is False
