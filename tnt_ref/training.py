@@ -4,11 +4,14 @@
   intensities in [0, 1], as the paper's MNIST one), an MLP classifier and a small CNN classifier.
 * :func:`train_step` — one optimizer step: one forward pass, the data-label backward pass, and the
   extra backward pass with sampled labels only when ``opt.needs(state)`` asks for it.
-* :func:`run` — a run with a budget in epochs or seconds, per-epoch logs (train loss, test loss,
-  test accuracy, wall and process time), a progress bar on a terminal, a checkpoint every epoch,
-  bit-identical resume on NumPy, and a clear stop on a NaN/Inf loss.
-* :func:`compare` — every optimizer over its learning-rate grid; the best run per optimizer by
-  final training loss (autoencoder) or test accuracy (classifiers).
+* :func:`run` — a run with a budget in epochs or seconds, per-epoch logs (train, validation and
+  test loss and accuracy, wall and process time), a tqdm bar on a terminal, a checkpoint every
+  epoch, bit-identical resume on NumPy, and a clear stop on divergence (:func:`is_diverged`: NaN/Inf
+  or above a stated multiple of the initial loss), naming the last good epoch.
+* :func:`compare` — the protocol of ``docs/reproduction.md``: every optimizer tuned (learning rate,
+  and TNT's damping) on a validation split carved from the training set over tuning seeds, grids
+  widened at their edges, the chosen configurations reported over fresh seeds with 95% intervals
+  and verdicts (:func:`summarize`); the runs fanned out by :mod:`tnt_ref.grid`.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class Problem:
     batch_size: int
     hyper: dict  # optimizer name -> default keyword arguments (intervals, damping)
     grids: dict  # optimizer name -> learning-rate grid (a 1-3 log grid)
-    select_by: str  # "train_loss" (lower is better) or "test_accuracy" (higher is better)
+    select_by: str  # "train_loss" (autoencoder) or "test_accuracy" (classifiers); compare uses their validation forms
 
 
 def _ae():
