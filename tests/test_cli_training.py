@@ -168,3 +168,20 @@ def test_version_and_python_m(tmp_path):
                  "--weight-decay", "--stat-scale", "--damping-scheme", "--conv-modes", "--resume", "--overwrite"):
         assert flag in p.stdout
     assert p.stdout.count("default") >= 20
+
+
+def test_train_seeds_is_a_grid_with_a_summary(tmp_path, capsys):
+    out = tmp_path / "seeds"
+    assert main(["train", "--problem", "mlp", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1", "--seeds", "0", "3",
+                 "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    finals = [T.run("mlp", "sgd", 0.1, epochs=1, seed=k, progress=False).history[-1]["train_loss"] for k in (0, 3)]
+    assert s["seeds"] == [0, 3] and s["final_train_loss"]["n"] == 2
+    assert s["final_train_loss"]["mean"] == pytest.approx(sum(finals) / 2, rel=1e-14)
+    assert "2/2 seeds finished" in capsys.readouterr().out
+    assert main(["train", "--problem", "mlp", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1", "--seeds", "0",
+                 "--out", str(out)]) == 2  # the folder holds runs: --resume or --overwrite
+    # a diverged seed: exit 3, recorded
+    assert main(["train", "--problem", "autoencoder", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "1", "--seeds", "0",
+                 "--out", str(tmp_path / "div")]) == 3
+    assert json.loads((tmp_path / "div" / "summary.json").read_text())["diverged_seeds"] == [0]

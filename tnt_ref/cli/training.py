@@ -122,6 +122,8 @@ def _cmd_train(args) -> int:
     bad = sorted(k for k in hyper if k not in _accepted(args.optimizer))
     if bad:
         raise ValueError(f"{', '.join('--' + b.replace('_', '-') for b in bad)} does not apply to {args.optimizer}.")
+    if args.seeds is not None:
+        return _train_seeds(args, hyper)
     out = prepare_output_dir(args.out, "--out")
     ck = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
     if args.checkpoint:
@@ -172,6 +174,52 @@ def _cmd_train(args) -> int:
             return EXIT_INTERRUPTED
     write("finished")
     print(f"wrote {hist_path}; checkpoint {ck}")
+    return 0
+
+
+def _train_seeds(args, hyper: dict) -> int:
+    """``train --seeds S1 S2 ...``: one run per seed through the grid engine, and their mean and 95% interval."""
+    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
+    from ..grid import RunSpec, mean_ci, run_grid  # noqa: PLC0415
+
+    if args.epochs is None or args.seconds is not None:
+        raise ValueError("--seeds needs an --epochs budget (not --seconds: runs of a grid have the same epochs).")
+    if args.checkpoint:
+        raise ValueError("--seeds keeps one record per finished run, not checkpoints: drop --checkpoint.")
+    if args.backend != "numpy":
+        raise ValueError("--seeds runs on numpy only; drop --backend.")
+    out = prepare_output_dir(args.out, "--out")
+    runs = out / "runs"
+    summary_path = out / "summary.json"
+    if not args.resume and not args.overwrite and (runs.exists() or summary_path.exists() or (out / "checkpoint.npz").exists()):
+        raise ValueError(f"--out {str(out)!r} holds other runs; pass --resume to continue (finished seeds are skipped) "
+                         "or --overwrite to replace them.")
+    specs = [RunSpec.make(args.problem, args.optimizer, args.lr, s, args.epochs, hyper, dtype=args.dtype,
+                          val_size=args.val_size, divergence_factor=args.divergence_factor, batch_size=args.batch_size)
+             for s in args.seeds]
+    with _lock(out):
+        if args.overwrite:
+            shutil.rmtree(runs, ignore_errors=True)
+            summary_path.unlink(missing_ok=True)
+        try:
+            recs = run_grid(specs, runs, jobs=args.jobs, resume=True, log=lambda t: print(t, flush=True))
+        except KeyboardInterrupt:
+            n = len(list(runs.glob("*.json"))) if runs.is_dir() else 0
+            print(f"tnt-ref train: interrupted (Ctrl-C); kept {n} finished runs in {runs}; rerun the same command "
+                  "with --resume to skip them.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    ok = [r for r in recs if not r["diverged"]]
+    fin = {k: [r["history"][-1][k] for r in ok] for k in ("train_loss", "test_loss", "test_accuracy", "val_loss")}
+    summary = {"config": recs[0]["config"], "seeds": list(args.seeds), "diverged_seeds": [r["spec"]["seed"] for r in recs if r["diverged"]],
+               **{f"final_{k}": (None if any(v is None for v in vals) else mean_ci(vals)) for k, vals in fin.items()}}
+    atomic_write_json(summary_path, summary)
+    s = summary["final_train_loss"]
+    print(f"{len(ok)}/{len(recs)} seeds finished; final train loss {s['mean']:.5g} "
+          + (f"[{s['ci_low']:.5g}, {s['ci_high']:.5g}] (95% CI)" if s and s.get("ci_low") is not None else "")
+          + f"; wrote {summary_path} and {runs}/" if ok else f"every seed diverged; wrote {summary_path}")
+    if summary["diverged_seeds"]:
+        print(f"tnt-ref train: seeds {summary['diverged_seeds']} diverged (see {runs}/*.json).", file=sys.stderr)
+        return EXIT_DIVERGED
     return 0
 
 
@@ -269,9 +317,13 @@ def add_parsers(sub) -> None:
     tr.add_argument("--batch-size", type=positive_int, default=None,
                     help="mini-batch size (default: the problem's, 100 autoencoder, 64 mlp and cnn)")
     tr.add_argument("--seed", type=int, default=0, help="seed of initialization, batches and sampled labels (default: 0)")
+    tr.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                    help="run these seeds instead (a grid: --jobs, OUT/runs/*.json, OUT/summary.json with mean and "
+                         "95%% CI; default: one run with --seed)")
     tr.add_argument("--out", default="tnt-ref-out/train", help="output folder (default: %(default)s)")
     tr.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT/checkpoint.npz)")
     tr.add_argument("--backend", default="numpy", help="numpy or cupy (default: numpy)")
+    tr.add_argument("--jobs", type=positive_int, default=1, help="worker processes for --seeds (default: 1)")
     _add_common(tr, val_default=0)
     _add_hyper(tr)
     tr.set_defaults(func=_cmd_train)
