@@ -33,7 +33,8 @@ def test_cli_errors(capsys):
 
 
 def test_compare_command(tmp_path, capsys):
-    assert main(["compare", "--problem", "mlp", "--out", str(tmp_path), "--epochs", "1", "--optimizers", "sgd", "adam"]) == 0
+    assert main(["compare", "--problem", "mlp", "--out", str(tmp_path), "--epochs", "1", "--optimizers", "sgd", "adam",
+                 "--tune-seeds", "1", "--seeds", "2", "--widen", "0"]) == 0
     out = capsys.readouterr().out
     assert "| sgd |" in out and "| adam |" in out and "results.json" in out
-    assert {p.name for p in tmp_path.iterdir()} == {"results.json", "loss.png", "table.md"}
+    assert {p.name for p in tmp_path.iterdir()} == {"results.json", "loss.png", "table.md", "runs"}

@@ -4,11 +4,14 @@
   intensities in [0, 1], as the paper's MNIST one), an MLP classifier and a small CNN classifier.
 * :func:`train_step` — one optimizer step: one forward pass, the data-label backward pass, and the
   extra backward pass with sampled labels only when ``opt.needs(state)`` asks for it.
-* :func:`run` — a run with a budget in epochs or seconds, per-epoch logs (train loss, test loss,
-  test accuracy, wall and process time), a progress bar on a terminal, a checkpoint every epoch,
-  bit-identical resume on NumPy, and a clear stop on a NaN/Inf loss.
-* :func:`compare` — every optimizer over its learning-rate grid; the best run per optimizer by
-  final training loss (autoencoder) or test accuracy (classifiers).
+* :func:`run` — a run with a budget in epochs or seconds, per-epoch logs (train, validation and
+  test loss and accuracy, wall and process time), a tqdm bar on a terminal, a checkpoint every
+  epoch, bit-identical resume on NumPy, and a clear stop on divergence (:func:`is_diverged`: NaN/Inf
+  or above a stated multiple of the initial loss), naming the last good epoch.
+* :func:`compare` — the protocol of ``docs/reproduction.md``: every optimizer tuned (learning rate,
+  and TNT's damping) on a validation split carved from the training set over tuning seeds, grids
+  widened at their edges, the chosen configurations reported over fresh seeds with 95% intervals
+  and verdicts (:func:`summarize`); the runs fanned out by :mod:`tnt_ref.grid`.
 """
 
 from __future__ import annotations
@@ -33,11 +36,16 @@ from .fisher import kfac_sums
 from .models import Sequential, cnn, mlp
 from .optim import OPTIMIZERS, Optimizer, apply_updates, make_optimizer, tnt_warm_start
 
-__all__ = ["PROBLEMS", "Problem", "DivergedError", "CheckpointError", "train_step", "run", "compare", "RunResult"]
+__all__ = ["PROBLEMS", "Problem", "DivergedError", "CheckpointError", "train_step", "run", "compare", "summarize",
+           "results_table", "is_diverged", "DIVERGENCE_FACTOR", "VAL_SIZE", "RunResult"]
 
 
 class DivergedError(RuntimeError):
-    """The loss became NaN or Inf; the run stopped and its last good checkpoint is kept."""
+    """The run diverged (:func:`is_diverged`); it stopped and its last good checkpoint is kept.
+
+    Raised by :func:`run` with the attributes ``last_good_epoch`` (0 if none), ``last_good_loss``
+    (the training loss after that epoch, or the initial loss), ``history`` and ``config``.
+    """
 
 
 class CheckpointError(ValueError):
@@ -55,7 +63,7 @@ class Problem:
     batch_size: int
     hyper: dict  # optimizer name -> default keyword arguments (intervals, damping)
     grids: dict  # optimizer name -> learning-rate grid (a 1-3 log grid)
-    select_by: str  # "train_loss" (lower is better) or "test_accuracy" (higher is better)
+    select_by: str  # "train_loss" (autoencoder) or "test_accuracy" (classifiers); compare uses their validation forms
 
 
 def _ae():
@@ -182,7 +190,12 @@ def _unflatten(template, prefix: str, arrays: dict, xp):
 
 @dataclass
 class RunResult:
-    """A finished (or stopped) run: its settings, per-epoch history and final parameters."""
+    """A finished (or stopped) run: its settings, per-epoch history and final parameters.
+
+    ``config`` is the full configuration (problem, optimizer, every hyperparameter, seed, batch
+    size, dtype, validation size, model); ``initial_train_loss`` is the training loss at
+    ``theta_0``, the reference of the divergence test (:func:`is_diverged`).
+    """
 
     problem: str
     optimizer: str
@@ -191,20 +204,50 @@ class RunResult:
     params: dict | None = None
     diverged: bool = False
     message: str = ""
+    config: dict = field(default_factory=dict)
+    initial_train_loss: float | None = None
 
 
-def _evaluate(net: Sequential, params, problem: Problem, X_tr, y_tr, X_te, y_te) -> dict:
-    train_loss = net.loss(params, X_tr, y_tr)
-    test_loss = net.loss(params, X_te, y_te)
-    acc = None if problem.autoencoder else net.accuracy(params, X_te, y_te)
-    return {"train_loss": train_loss, "test_loss": test_loss, "test_accuracy": acc}
+#: Default multiple of the initial training loss above which a run counts as diverged (see :func:`is_diverged`).
+DIVERGENCE_FACTOR = 10.0
+
+#: Training images held out for selection by :func:`compare` (the digits training set has 1497;
+#: 1200 are then trained on). The test set is never used for selection.
+VAL_SIZE = 297
 
 
-def _progress(text: str, enabled: bool) -> None:
-    """Redraw the one-line progress bar (``text == ""`` clears it and leaves the cursor at its start)."""
-    if enabled:
-        sys.stderr.write("\r" + text[:150].ljust(100) + ("\r" if not text else ""))
-        sys.stderr.flush()
+def is_diverged(loss: float, initial_loss: float, factor: float = DIVERGENCE_FACTOR) -> bool:
+    """The one definition of divergence: the loss is NaN/Inf, or above ``factor`` times the initial loss.
+
+    ``initial_loss`` is the training loss at ``theta_0`` (before any step or warm start). A
+    mini-batch loss and an epoch's training loss are judged by the same rule [reconstructed].
+
+    >>> is_diverged(float("nan"), 2.3), is_diverged(2.9e200, 2.3), is_diverged(2.0, 2.3), is_diverged(24.0, 2.3)
+    (True, True, False, True)
+    """
+    return not math.isfinite(loss) or loss > factor * initial_loss
+
+
+def _fmt(x: float) -> str:
+    """A loss for messages: 4 significant digits, never 132 of them."""
+    return f"{x:.4g}"
+
+
+def _evaluate(net: Sequential, params, problem: Problem, X_tr, y_tr, X_va, y_va, X_te, y_te) -> dict:
+    acc = (lambda X, y: None) if problem.autoencoder else (lambda X, y: net.accuracy(params, X, y))
+    row = {"train_loss": net.loss(params, X_tr, y_tr), "test_loss": net.loss(params, X_te, y_te),
+           "test_accuracy": acc(X_te, y_te), "val_loss": None, "val_accuracy": None}
+    if X_va is not None:
+        row["val_loss"], row["val_accuracy"] = net.loss(params, X_va, y_va), acc(X_va, y_va)
+    return row
+
+
+def _int_arg(value, name: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an int; got {type(value).__name__}.")
+    if int(value) < low:
+        raise ValueError(f"`{name}` must be >= {low}; got {name}={value}.")
+    return int(value)
 
 
 def run(
@@ -222,15 +265,24 @@ def run(
     backend: str = "numpy",
     opt_kwargs: dict | None = None,
     on_epoch=None,
+    on_start=None,
+    dtype: str = "float64",
+    val_size: int = 0,
+    divergence_factor: float = DIVERGENCE_FACTOR,
 ) -> RunResult:
     """Train ``problem`` with ``optimizer`` at ``learning_rate``.
 
     Budget: ``epochs`` and/or ``seconds`` of training wall time (checked after each epoch).
     Each epoch logs ``epoch, train_loss, test_loss, test_accuracy`` (``None`` for the autoencoder),
-    ``wall_time`` and ``process_time`` (cumulative seconds of training, evaluation excluded), and,
-    with ``checkpoint``, writes the parameters, optimizer state, random state and history to that
-    ``.npz`` file atomically. ``resume=True`` continues from it; on NumPy the continued run is
-    bit-identical to an uninterrupted one. ``on_epoch(row)`` is called after each epoch's log row.
+    ``val_loss, val_accuracy`` (``None`` unless ``val_size > 0``: the last ``val_size`` training
+    images are then held out from training, for selection), ``wall_time`` and ``process_time``
+    (cumulative seconds of training, evaluation excluded), and, with ``checkpoint``, writes the
+    parameters, optimizer state, random state and history to that ``.npz`` file atomically.
+    ``resume=True`` continues from it; on NumPy the continued run is bit-identical to an
+    uninterrupted one. ``on_start(config, history)`` is called once before the first epoch (with
+    the full configuration and, on resume, the history so far); ``on_epoch(row)`` after each
+    epoch's log row (and checkpoint).
+    ``opt_kwargs`` override the problem's optimizer defaults (:data:`PROBLEMS`).
 
     TNT and TNT-EF start with the authors' warm start (one pass over the training set at
     ``theta_0`` accumulating the statistics, no updates).
@@ -242,83 +294,133 @@ def run(
     CheckpointError
         ``resume`` from a corrupted checkpoint or one of another problem/optimizer/setting.
     DivergedError
-        The loss became NaN or Inf (the last good checkpoint is kept).
+        :func:`is_diverged` (NaN/Inf, or above ``divergence_factor`` times the initial training
+        loss) on a mini-batch or epoch loss. The last good checkpoint is kept; the error carries
+        ``last_good_epoch``, ``last_good_loss`` and ``history`` (the rows of the good epochs).
     """
     prob = get_problem(problem)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {list(OPTIMIZERS)}.")
     if epochs is None and seconds is None:
         raise ValueError("give a budget: `epochs` and/or `seconds`.")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
         raise ValueError(f"`epochs` must be a positive int; got epochs={epochs!r}.")
+    epochs = None if epochs is None else int(epochs)
     if seconds is not None and not seconds > 0:
         raise ValueError(f"`seconds` must be positive; got seconds={seconds!r}.")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
+    seed = _int_arg(seed, "seed")
+    val_size = _int_arg(val_size, "val_size")
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
+        raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
     kwargs = {**prob.hyper.get(optimizer, {}), **(opt_kwargs or {})}
     opt = make_optimizer(optimizer, learning_rate, **kwargs)
-    m = int(batch_size or prob.batch_size)
     xp = namespace_for(backend)
     net = prob.build()
-    ds = load_digits(images=prob.images)
-    X_tr, X_te = xp.asarray(ds.X_train), xp.asarray(ds.X_test)
-    y_tr = X_tr if prob.autoencoder else xp.asarray(ds.y_train)
+    ds = load_digits(images=prob.images, dtype=np.dtype(dtype))
+    n_all = ds.X_train.shape[0]
+    if val_size > n_all - 100:
+        raise ValueError(f"`val_size` must be at most {n_all - 100} (of {n_all} training images); got val_size={val_size}.")
+    n_fit = n_all - val_size  # the last val_size training images are held out for selection
+    X_tr, X_te = xp.asarray(ds.X_train[:n_fit]), xp.asarray(ds.X_test)
+    X_va = xp.asarray(ds.X_train[n_fit:]) if val_size else None
+    y_tr = X_tr if prob.autoencoder else xp.asarray(ds.y_train[:n_fit])
     y_te = X_te if prob.autoencoder else xp.asarray(ds.y_test)
+    y_va = (X_va if prob.autoencoder else xp.asarray(ds.y_train[n_fit:])) if val_size else None
     n = X_tr.shape[0]
+    if batch_size is not None:
+        _int_arg(batch_size, "batch_size", 1)
+    m = int(batch_size or prob.batch_size)
     if not 1 <= m <= n:
         raise ValueError(f"`batch_size` must be in [1, {n}]; got batch_size={m}.")
     meta = {"problem": problem, "optimizer": optimizer, "learning_rate": float(learning_rate), "batch_size": m,
-            "seed": seed, "hyper": opt.hyper, "model": net.spec, "backend": backend}
+            "seed": seed, "hyper": opt.hyper, "model": net.spec, "backend": backend, "dtype": dtype,
+            "val_size": val_size, "divergence_factor": float(divergence_factor)}
     rng = np.random.default_rng(seed)
-    params = net.init(rng, xp=xp)
+    params = net.init(rng, xp=xp, dtype=getattr(xp, dtype))
     state = opt.init(params)
     history: list[dict] = []
     wall = proc = 0.0
     start_epoch = 0
     if resume:
-        params, state, rng, history, start_epoch = _load_checkpoint(Path(checkpoint), meta, params, state, xp)
+        params, state, rng, history, start_epoch, init_loss = _load_checkpoint(Path(checkpoint), meta, params, state, xp)
         wall = history[-1]["wall_time"] if history else 0.0
         proc = history[-1]["process_time"] if history else 0.0
-    elif optimizer in ("tnt", "tnt-ef"):
-        state = _warm_start(net, opt, params, state, X_tr, y_tr, m, rng)
+    else:
+        init_loss = net.loss(params, X_tr, y_tr)  # the reference of the divergence test
+        if optimizer in ("tnt", "tnt-ef"):
+            state = _warm_start(net, opt, params, state, X_tr, y_tr, m, rng)
+    meta["initial_train_loss"] = init_loss
+    if on_start is not None:
+        on_start(meta, list(history))
     if progress is None:
         progress = sys.stderr.isatty()
     steps = n // m  # the last incomplete batch is dropped (constant batch-mean scale)
     epoch = start_epoch
-    while (epochs is None or epoch < epochs) and (seconds is None or wall < seconds):
-        perm = rng.permutation(n)
-        t0, c0 = time.perf_counter(), time.process_time()
-        for s in range(steps):
-            idx = xp.asarray(perm[s * m : (s + 1) * m])
-            Xb, yb = xp.take(X_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
-            try:
-                with np.errstate(all="ignore"):  # divergence is detected explicitly, not by warnings
-                    loss, params, state = train_step(net, opt, params, state, Xb, yb, rng)
-            except DivergedError as err:
-                kept = f"the last good checkpoint (epoch {epoch}) is kept at {checkpoint}" if checkpoint and epoch > 0 else "no checkpoint was written"
-                raise DivergedError(
-                    f"{optimizer} on {problem}: {err} at epoch {epoch + 1}, step {s + 1} "
-                    f"(learning_rate={learning_rate:g}); {kept}. Lower the learning rate or raise the damping."
-                ) from None
-            if progress and (s % 5 == 0 or s == steps - 1):
-                bar = "#" * int(20 * (s + 1) / steps)
-                _progress(f"{optimizer} lr={learning_rate:g} epoch {epoch + 1}{'/' + str(epochs) if epochs else ''} [{bar:<20}] loss {loss:.4f}", True)
-        wall += time.perf_counter() - t0
-        proc += time.process_time() - c0
-        epoch += 1
-        with np.errstate(all="ignore"):
-            row = {"epoch": epoch, **_evaluate(net, params, prob, X_tr, y_tr, X_te, y_te), "wall_time": wall, "process_time": proc}
-        if not math.isfinite(row["train_loss"]):
-            raise DivergedError(f"{optimizer} on {problem}: the training loss became {row['train_loss']} after epoch {epoch}; lower the learning rate.")
-        history.append(row)
-        if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), meta, params, state, rng, history)
-        if on_epoch is not None:
-            _progress("", progress)  # clear the bar line before the caller prints
-            on_epoch(row)
+    bar = None
     if progress:
-        sys.stderr.write("\n")
-    return RunResult(problem, optimizer, float(learning_rate), history, params)
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=epochs, initial=start_epoch, unit="epoch", desc=f"{optimizer} lr={learning_rate:g}",
+                   leave=False, dynamic_ncols=True)
+
+    def stop(what: str, value: float, step: int | None):
+        if bar is not None:
+            bar.close()
+        at = f"at epoch {epoch + 1}, step {step}" if step is not None else f"after epoch {epoch}"
+        last_good = history[-1]["train_loss"] if history else init_loss
+        kept = (f"the last good checkpoint (epoch {epoch}) is kept at {checkpoint}" if checkpoint and history
+                else "no checkpoint was written")
+        good = f"last good epoch {len(history)}, training loss {_fmt(last_good)}" if history else \
+            f"no good epoch (initial training loss {_fmt(init_loss)})"
+        err = DivergedError(
+            f"{optimizer} on {problem}: diverged: {what}{'' if value is None else ' ' + _fmt(value)} {at} (learning_rate={learning_rate:g}; "
+            f"divergence: non-finite or > {divergence_factor:g} x the initial loss {_fmt(init_loss)}); {good}; {kept}. "
+            "Lower the learning rate or raise the damping."
+        )
+        err.last_good_epoch, err.last_good_loss, err.history, err.config = len(history), last_good, list(history), meta
+        return err
+
+    try:
+        while (epochs is None or epoch < epochs) and (seconds is None or wall < seconds):
+            perm = rng.permutation(n)
+            t0, c0 = time.perf_counter(), time.process_time()
+            for s in range(steps):
+                idx = xp.asarray(perm[s * m : (s + 1) * m])
+                Xb, yb = xp.take(X_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
+                try:
+                    with np.errstate(all="ignore"):  # divergence is detected explicitly, not by warnings
+                        loss, params, state = train_step(net, opt, params, state, Xb, yb, rng)
+                except DivergedError as err:
+                    raise stop(str(err), None, s + 1) from None
+                if is_diverged(loss, init_loss, divergence_factor):
+                    raise stop("mini-batch loss", loss, s + 1)
+            wall += time.perf_counter() - t0
+            proc += time.process_time() - c0
+            with np.errstate(all="ignore"):
+                row = {"epoch": epoch + 1, **_evaluate(net, params, prob, X_tr, y_tr, X_va, y_va, X_te, y_te),
+                       "wall_time": wall, "process_time": proc}
+            epoch += 1
+            if is_diverged(row["train_loss"], init_loss, divergence_factor):
+                epoch -= 1
+                raise stop("training loss", row["train_loss"], None)
+            history.append(row)
+            if checkpoint is not None:
+                _save_checkpoint(Path(checkpoint), meta, params, state, rng, history)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=_fmt(row["train_loss"]))
+            if on_epoch is not None:
+                if bar is not None:
+                    bar.clear()
+                on_epoch(row)
+    finally:
+        if bar is not None:
+            bar.close()
+    return RunResult(problem, optimizer, float(learning_rate), history, params, config=meta, initial_train_loss=init_loss)
 
 
 def _warm_start(net, opt, params, state, X, y, m, rng):
@@ -359,7 +461,8 @@ def _load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
         history = json.loads(str(arrays["history"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"checkpoint {path} is corrupted or not a tnt-ref checkpoint ({type(err).__name__}: {err}).") from None
-    for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model"):
+    saved = {"dtype": "float64", "val_size": 0, **saved}  # checkpoints written before these settings existed
+    for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model", "dtype", "val_size"):
         if saved.get(key) != meta.get(key):
             raise CheckpointError(
                 f"checkpoint {path} is for {key}={saved.get(key)!r}, but this run has {key}={meta.get(key)!r}; "
@@ -374,7 +477,47 @@ def _load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
     state = _unflatten(state_t, "state/", arrays, xp)
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
-    return params, state, rng, history, len(history)
+    init_loss = saved.get("initial_train_loss")
+    if not isinstance(init_loss, (int, float)):
+        raise CheckpointError(f"checkpoint {path} lacks the initial training loss (written by an older tnt-ref); "
+                              "start a new run with --overwrite.")
+    return params, state, rng, history, len(history), float(init_loss)
+
+
+#: Damping grids tuned with the learning rate for TNT and TNT-EF (the docs say damping matters).
+DAMPING_GRIDS = {"tnt": [3e-3, 1e-2, 3e-2], "tnt-ef": [3e-3, 1e-2, 3e-2]}
+
+#: Seeds of the tuning runs are ``0 .. tune_seeds-1``; the reported runs use fresh seeds from here on.
+REPORT_SEED0 = 1000
+
+#: Margins of the non-inferiority claims: test accuracy (absolute) and final training loss (relative).
+ACCURACY_MARGIN = 0.01
+LOSS_MARGIN = 0.05
+
+
+def _final(rec: dict, key: str):
+    return rec["history"][-1][key] if rec["history"] and not rec["diverged"] else None
+
+
+def _score(recs: list[dict], select_by: str):
+    """Selection score of one configuration over its tuning seeds (higher is better); ``None`` if any seed diverged."""
+    if any(r["diverged"] for r in recs):
+        return None
+    vl = float(np.mean([_final(r, "val_loss") for r in recs]))
+    if select_by == "val_loss":
+        return (-vl,)
+    return (float(np.mean([_final(r, "val_accuracy") for r in recs])), -vl)  # ties (1/297) broken by val loss
+
+
+def _widen(grid: list[float], i: int) -> float | None:
+    """The next point beyond the edge ``i`` of a log grid (same ratio), or ``None`` if ``i`` is interior."""
+    if len(grid) < 2:
+        return None
+    if i == 0:
+        return grid[0] * grid[0] / grid[1]
+    if i == len(grid) - 1:
+        return grid[-1] * grid[-1] / grid[-2]
+    return None
 
 
 def compare(
@@ -384,71 +527,271 @@ def compare(
     epochs: int = 10,
     optimizers: Sequence[str] = OPTIMIZERS,
     grids: dict | None = None,
-    seed: int = 0,
+    damping_grids: dict | None = None,
+    opt_kwargs: dict | None = None,
+    tune_seeds: int = 2,
+    seeds: int = 5,
+    widen: int = 2,
+    jobs: int = 1,
+    scheduler=None,
+    resume: bool = False,
+    dtype: str = "float64",
+    val_size: int = VAL_SIZE,
+    divergence_factor: float = DIVERGENCE_FACTOR,
     progress: bool | None = None,
     log=print,
+    seed: int | None = None,
 ) -> dict:
-    """Every optimizer over its learning-rate grid (the paper's protocol), results and figure in ``out_dir``.
+    """The protocol of ``docs/reproduction.md``: tune on a validation split, report on fresh seeds with 95% intervals.
 
-    Writes ``results.json`` (schema in ``docs/reproduction.md``), ``loss.png`` (training loss against
-    epochs and against time, best run per optimizer) and ``table.md``. The best run per optimizer is
-    the one with the lowest final training loss (autoencoder) or the highest final test accuracy
-    (classifiers; ties broken by the lower final training loss); diverged runs are recorded and never best.
+    1. **Tuning.** For every optimizer, every learning rate of its grid (and, for TNT and TNT-EF,
+       every damping of :data:`DAMPING_GRIDS`) on ``tune_seeds`` seeds ``0, 1, ...``. A
+       configuration is scored by its mean final *validation* metric (the last ``val_size``
+       training images, held out from training): validation loss (autoencoder) or validation
+       accuracy, ties broken by validation loss (classifiers). The test set is never used. A
+       configuration that diverged (:func:`is_diverged`) on any tuning seed is never chosen. If the
+       best learning rate is at an end of its grid, the grid is widened by one log step on that
+       side, up to ``widen`` times; an end that is still best is flagged ``lr_at_edge``.
+    2. **Report.** The chosen configuration of every optimizer on ``seeds`` fresh seeds
+       ``1000, 1001, ...``: mean and Student-t 95% intervals of the final training loss, test loss,
+       test accuracy, and the epochs and seconds to reach SGD-m's mean final training loss (over the
+       seeds that reach it; the fraction is given), and the claims' verdicts (:func:`grid.verdict`).
+
+    Every run is written to ``out_dir/runs/<key>.json`` when it finishes; ``resume=True`` skips
+    those already there. Writes ``results.json`` (schema in ``docs/reproduction.md``),
+    ``table.md`` and ``loss.png``. ``jobs`` and ``scheduler`` fan the runs out (:func:`grid.run_grid`);
+    the results do not depend on them.
     """
+    from .grid import RunSpec, run_grid  # noqa: PLC0415
     from .plots import plot_training  # noqa: PLC0415
 
     prob = get_problem(problem)
+    optimizers = list(optimizers)
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {o!r}; valid: {list(OPTIMIZERS)}.")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs = []
+    if seed is not None:
+        raise ValueError("`seed` is gone: compare runs `tune_seeds` tuning seeds and `seeds` fresh report seeds.")
+    for name, v, low in (("tune_seeds", tune_seeds, 1), ("seeds", seeds, 1), ("widen", widen, 0), ("epochs", epochs, 1)):
+        _int_arg(v, name, low)
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
+        raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
+    _int_arg(val_size, "val_size", 1)
+    if val_size > 1397:
+        raise ValueError(f"`val_size` must be at most 1397 (of 1497 training images); got val_size={val_size}.")
+    opt_kwargs = dict(opt_kwargs or {})
+    dgrids = {o: sorted(float(v) for v in g) for o, g in {**DAMPING_GRIDS, **(damping_grids or {})}.items()
+              if o in optimizers and g}
+    if "damping" in opt_kwargs:  # a damping given by the user is not tuned
+        dgrids = {}
+    lr_grids = {o: sorted(float(v) for v in (grids or {}).get(o, prob.grids[o])) for o in optimizers}
+
+    def kwargs_for(o: str, damping=None) -> dict:
+        """The user's overrides that ``o`` accepts (checked by building the optimizer), plus the tuned damping."""
+        base = {**prob.hyper.get(o, {})}
+        import inspect  # noqa: PLC0415
+
+        from . import optim  # noqa: PLC0415
+
+        fn = optim.tnt if o == "tnt-ef" else getattr(optim, o)
+        accepted = set(inspect.signature(fn).parameters)
+        kw = {k: v for k, v in opt_kwargs.items() if k in accepted}
+        if damping is not None:
+            kw["damping"] = float(damping)
+        make_optimizer(o, 1e-3, **{**base, **kw})  # check at the door: bad values fail before any run
+        return kw
+
+    def spec(o, lr, s, kw, tag):
+        return RunSpec.make(problem, o, lr, s, epochs, kw, dtype=dtype, val_size=int(val_size),
+                            divergence_factor=float(divergence_factor), tags=(tag,))
+
     for o in optimizers:
-        grid = (grids or {}).get(o, prob.grids[o])
-        best_i, best_v = None, None
-        for lr in grid:
-            try:
-                r = run(problem, o, lr, epochs=epochs, seed=seed, progress=progress)
-                entry = {"optimizer": o, "learning_rate": lr, "best": False, "diverged": False, "history": r.history}
-                final = r.history[-1]
-                # classifiers: highest test accuracy, ties (one image is 1/300) broken by lower training loss
-                v = (-final["train_loss"],) if prob.select_by == "train_loss" else (final["test_accuracy"], -final["train_loss"])
-                if best_v is None or v > best_v:
-                    best_i, best_v = len(runs), v
-                msg = f"train loss {final['train_loss']:.4f}" + (
-                    f", test acc {final['test_accuracy']:.3f}" if final["test_accuracy"] is not None else "")
-            except DivergedError as err:
-                entry = {"optimizer": o, "learning_rate": lr, "best": False, "diverged": True, "history": [], "message": str(err)}
-                msg = "diverged"
-            runs.append(entry)
-            log(f"  {o:<8} lr={lr:<8g} {msg}")
-        if best_i is not None:
-            runs[best_i]["best"] = True
-    results = {"problem": problem, "epochs": epochs, "seed": seed, "select_by": prob.select_by, "runs": runs}
+        for d in dgrids.get(o, [None]):
+            kwargs_for(o, d)
+    out_dir = Path(out_dir)
+    runs_dir = out_dir / "runs"
+
+    def describe(rec):
+        if rec["diverged"]:
+            return f"diverged after {rec['last_good_epoch']} good epochs"
+        h = rec["history"][-1]
+        acc = "" if h["val_accuracy"] is None else f", val acc {h['val_accuracy']:.3f}"
+        return f"train loss {h['train_loss']:.4g}, val loss {h['val_loss']:.4g}{acc}"
+
+    def grid(specs, what):
+        log(f"{what}: {len(specs)} runs")
+        return run_grid(specs, runs_dir, jobs=jobs, scheduler=scheduler, resume=True, progress=progress, log=log,
+                        describe=describe)
+
+    # ---------------------------------------------------------------- 1. tuning on the validation split
+    tuning: dict = {}
+    select_by = "val_loss" if prob.select_by == "train_loss" else "val_accuracy"
+    rounds = 0
+    while True:
+        specs = [spec(o, lr, s, kwargs_for(o, d), "tuning") for o in optimizers for lr in lr_grids[o]
+                 for d in dgrids.get(o, [None]) for s in range(tune_seeds)]
+        recs = dict(zip(specs, grid(specs, f"tuning round {rounds + 1}")))
+        grown = False
+        for o in optimizers:
+            configs = []
+            for lr in lr_grids[o]:
+                for d in dgrids.get(o, [None]):
+                    kw = kwargs_for(o, d)
+                    rs = [recs[spec(o, lr, s, kw, "tuning")] for s in range(tune_seeds)]
+                    sc = _score(rs, select_by)
+                    configs.append({"learning_rate": lr, "damping": d, "opt_kwargs": kw, "score": None if sc is None else list(sc),
+                                    "diverged_seeds": sum(r["diverged"] for r in rs),
+                                    "val_loss": None if sc is None else float(np.mean([_final(r, "val_loss") for r in rs])),
+                                    "val_accuracy": None if sc is None or prob.autoencoder else
+                                    float(np.mean([_final(r, "val_accuracy") for r in rs]))})
+            ok = [c for c in configs if c["score"] is not None]
+            best = max(ok, key=lambda c: tuple(c["score"])) if ok else None
+            dg = dgrids.get(o)
+            tuning[o] = {"learning_rates": list(lr_grids[o]), "dampings": list(dg) if dg else None, "configs": configs, "best": best,
+                         "lr_at_edge": None, "damping_at_edge": None}
+            if best is None:
+                continue
+            i = lr_grids[o].index(best["learning_rate"])
+            nxt = _widen(lr_grids[o], i)
+            if nxt is not None and rounds < widen:
+                lr_grids[o] = sorted([*lr_grids[o], nxt])
+                grown = True
+            tuning[o]["lr_at_edge"] = nxt is not None
+            if dg:
+                dnext = _widen(sorted(dg), sorted(dg).index(best["damping"]))
+                if dnext is not None and rounds < widen:
+                    dgrids[o] = sorted([*dg, dnext])
+                    grown = True
+                tuning[o]["damping_at_edge"] = dnext is not None
+        if not grown:
+            break
+        rounds += 1
+
+    # ---------------------------------------------------------------- 2. fresh seeds for the report
+    report_seeds = list(range(REPORT_SEED0, REPORT_SEED0 + seeds))
+    chosen = {o: t["best"] for o, t in tuning.items() if t["best"] is not None}
+    specs = [spec(o, c["learning_rate"], s, c["opt_kwargs"], "report") for o, c in chosen.items() for s in report_seeds]
+    recs = grid(specs, f"report: {len(chosen)} optimizers x {seeds} fresh seeds") if specs else []
+    runs = [{"optimizer": sp.optimizer, "learning_rate": sp.learning_rate, "seed": sp.seed,
+             "opt_kwargs": dict(sp.opt_kwargs), "diverged": r["diverged"], "message": r["message"],
+             "config": r["config"], "initial_train_loss": r["initial_train_loss"], "history": r["history"]}
+            for sp, r in zip(specs, recs)]
+    results = {"schema": "tnt-ref compare 2", "problem": problem,
+               "config": {"epochs": epochs, "optimizers": optimizers, "tune_seeds": list(range(tune_seeds)),
+                          "report_seeds": report_seeds, "val_size": int(val_size), "dtype": dtype,
+                          "divergence_factor": float(divergence_factor), "select_by": select_by, "widen": widen,
+                          "opt_kwargs": opt_kwargs, "damping_grids": {o: tuning[o]["dampings"] for o in dgrids},
+                          "lr_grids": lr_grids, "hyper_defaults": prob.hyper,
+                          "batch_size": prob.batch_size},
+               "tuning": tuning, "runs": runs}
+    results.update(summarize(results))
     atomic_write_json(out_dir / "results.json", results)
-    plot_training(runs, out_dir / "loss.png", title=f"{problem} on digits: best run per optimizer")
+    plot_training(results, out_dir / "loss.png", title=f"{problem} on digits: chosen configuration per optimizer, "
+                  f"mean and 95% CI over {seeds} fresh seeds")
     atomic_write_text(out_dir / "table.md", results_table(results))
     return results
 
 
+def summarize(results: dict) -> dict:
+    """Per-optimizer means and 95% intervals over the report seeds, and the claims' verdicts.
+
+    Returns ``{"target": ..., "summary": {optimizer: ...}, "claims": [...]}`` (see ``docs/reproduction.md``).
+    """
+    from .grid import mean_ci, verdict  # noqa: PLC0415
+
+    by: dict = {}
+    for r in results["runs"]:
+        by.setdefault(r["optimizer"], []).append(r)
+    ok = {o: [r for r in rs if not r["diverged"]] for o, rs in by.items()}
+    fin = {o: {k: [r["history"][-1][k] for r in rs] for k in ("train_loss", "test_loss", "test_accuracy")}
+           for o, rs in ok.items()}
+    target = float(np.mean(fin["sgd"]["train_loss"])) if fin.get("sgd", {}).get("train_loss") else None
+    summary = {}
+    for o, rs in by.items():
+        reach_ep, reach_s = [], []
+        for r in ok[o]:
+            h = next((h for h in r["history"] if target is not None and h["train_loss"] <= target), None)
+            if h is not None:
+                reach_ep.append(h["epoch"])
+                reach_s.append(h["wall_time"])
+        auto = all(v is None for v in fin[o]["test_accuracy"])
+        summary[o] = {
+            "learning_rate": rs[0]["learning_rate"], "opt_kwargs": rs[0]["opt_kwargs"],
+            "seeds": len(rs), "diverged": len(rs) - len(ok[o]),
+            "final_train_loss": mean_ci(fin[o]["train_loss"]), "final_test_loss": mean_ci(fin[o]["test_loss"]),
+            "final_test_accuracy": None if auto else mean_ci(fin[o]["test_accuracy"]),
+            "epochs_to_target": {**mean_ci(reach_ep), "reached": len(reach_ep), "of": len(rs)},
+            "seconds_to_target": {**mean_ci(reach_s), "reached": len(reach_s), "of": len(rs)},
+            "seconds_per_epoch": mean_ci([r["history"][-1]["wall_time"] / len(r["history"]) for r in ok[o]]),
+        }
+    claims = []
+
+    def claim(number, text, a, b, metric, better, margin, relative=False):
+        if a not in fin or b not in fin:
+            return
+        va, vb = fin[a][metric], fin[b][metric]
+        m = margin * float(np.mean(vb)) if relative and vb else margin
+        v = verdict(va, vb, better=better, margin=m)
+        if by.get(a) and not ok.get(a):
+            v["verdict"] = "does not hold"  # TNT diverged on every seed
+        claims.append({"claim": number, "statement": text, "a": a, "b": b, "metric": metric, **v})
+
+    for b in ("sgd", "adam"):
+        claim(1, f"tnt reaches a lower final training loss than {b}", "tnt", b, "train_loss", "lower", 0.0)
+    for b in ("kfac", "shampoo"):
+        claim(1, f"tnt's final training loss is comparable to {b}'s (at most {LOSS_MARGIN:.0%} above)", "tnt", b,
+              "train_loss", "lower", LOSS_MARGIN, relative=True)
+    if results["problem"] != "autoencoder":
+        for b in ("sgd", "adam"):
+            claim(2, f"tnt's test accuracy is at most {ACCURACY_MARGIN * 100:g} point below {b}'s", "tnt", b,
+                  "test_accuracy", "higher", ACCURACY_MARGIN)
+        claim(3, f"tnt's test accuracy is at most {ACCURACY_MARGIN * 100:g} point below tnt-ef's", "tnt", "tnt-ef",
+              "test_accuracy", "higher", ACCURACY_MARGIN)
+    claim(3, f"tnt's final training loss is at most {LOSS_MARGIN:.0%} above tnt-ef's", "tnt", "tnt-ef", "train_loss",
+          "lower", LOSS_MARGIN, relative=True)
+    return {"target": {"what": "mean final training loss of sgd over the report seeds", "value": target},
+            "summary": summary, "claims": claims}
+
+
+def _ci(s: dict | None, fmt: str = ".4g") -> str:
+    if s is None or s.get("mean") is None:
+        return "–"
+    if s["ci_low"] is None:
+        return f"{s['mean']:{fmt}}"
+    return f"{s['mean']:{fmt}} [{s['ci_low']:{fmt}}, {s['ci_high']:{fmt}}]"
+
+
 def results_table(results: dict) -> str:
-    """Markdown table of the best run per optimizer (with the epochs TNT needs to reach SGD-m's final loss)."""
-    best = [r for r in results["runs"] if r["best"]]
+    """Markdown: per optimizer the chosen configuration (edge flags), means [95% CI] over the report seeds, and the verdicts."""
+    cfg = results["config"]
     lines = [
-        f"| optimizer | learning rate | final train loss | final test loss | final test accuracy | wall time (s) |",
-        "|---|---|---|---|---|---|",
+        f"{results['problem']}: {cfg['epochs']} epochs; chosen on the validation split ({cfg['val_size']} training images, "
+        f"by {cfg['select_by']}, mean over tuning seeds {cfg['tune_seeds']}); reported as mean [95% CI] over "
+        f"{len(cfg['report_seeds'])} fresh seeds.",
+        "",
+        "| optimizer | learning rate | damping | tuning configs diverged | report seeds diverged | final train loss | "
+        "final test loss | final test accuracy | epochs to SGD-m's final loss (reached) | seconds to it |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in best:
-        h = r["history"][-1]
-        acc = "–" if h["test_accuracy"] is None else f"{h['test_accuracy']:.3f}"
-        lines.append(f"| {r['optimizer']} | {r['learning_rate']:g} | {h['train_loss']:.4f} | {h['test_loss']:.4f} | {acc} | {h['wall_time']:.1f} |")
-    sgd = next((r for r in best if r["optimizer"] == "sgd"), None)
-    if sgd:
-        target = sgd["history"][-1]["train_loss"]
-        lines.append("")
-        lines.append(f"Epochs to reach SGD-m's final training loss ({target:.4f}, {len(sgd['history'])} epochs):")
-        for r in best:
-            ep = next((h["epoch"] for h in r["history"] if h["train_loss"] <= target), None)
-            lines.append(f"- {r['optimizer']}: {ep if ep is not None else 'not reached'}")
+    for o, t in results["tuning"].items():
+        n_div = sum(c["score"] is None for c in t["configs"])
+        s = results["summary"].get(o)
+        if t["best"] is None or s is None:
+            lines.append(f"| {o} | none (all diverged) | – | {n_div}/{len(t['configs'])} | – | – | – | – | – | – |")
+            continue
+        lr = f"{t['best']['learning_rate']:g}" + (" (edge)" if t["lr_at_edge"] else "")
+        d = t["best"]["damping"]
+        dmp = "–" if d is None else f"{d:g}" + (" (edge)" if t["damping_at_edge"] else "")
+        e, sec = s["epochs_to_target"], s["seconds_to_target"]
+        lines.append(
+            f"| {o} | {lr} | {dmp} | {n_div}/{len(t['configs'])} | {s['diverged']}/{s['seeds']} | "
+            f"{_ci(s['final_train_loss'])} | {_ci(s['final_test_loss'])} | {_ci(s['final_test_accuracy'], '.3f')} | "
+            f"{_ci(e, '.3g')} ({e['reached']}/{e['of']}) | {_ci(sec, '.2g')} |")
+    tg = results["target"]["value"]
+    lines += ["", f"SGD-m's mean final training loss (the target): {'–' if tg is None else f'{tg:.4g}'}.", "",
+              "| claim | statement | difference a - b [95% CI] | verdict |", "|---|---|---|---|"]
+    for c in results["claims"]:
+        lines.append(f"| {c['claim']} | {c['statement']} | {_ci(c['difference'])} | **{c['verdict']}** |")
     return "\n".join(lines) + "\n"

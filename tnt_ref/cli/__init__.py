@@ -16,7 +16,10 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__  # noqa: PLC0415
+
     p = argparse.ArgumentParser(prog="tnt-ref", description="Tensor Normal Training, reference implementation.")
+    p.add_argument("--version", action="version", version=f"tnt-ref {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     misc.add_parsers(sub)
     fisher.add_parsers(sub)

@@ -1,86 +1,355 @@
-"""``tnt-ref train``, ``tnt-ref compare`` and ``tnt-ref demo``."""
+"""``tnt-ref train``, ``tnt-ref compare`` and ``tnt-ref demo``.
+
+Each checks its output folder at the door (created and written before any computation; a bad path
+ends at once with exit code 2), takes a lock on it (a second live run in the same folder is
+refused), refuses a folder that holds another run unless ``--resume`` or ``--overwrite`` is given,
+keeps every finished epoch (``train``) or run (``compare``, ``demo``) on disk, and ends a Ctrl-C
+with one line saying what was kept, and exit code 130. ``train`` ends a diverged run with exit
+code 3, naming the last good epoch and its loss.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sys
 import time
+from pathlib import Path
 
 from ._args import positive_float, positive_int
 
-#: Epochs per run in ``tnt-ref demo`` (about 3 minutes on 2 CPU cores for all optimizers and grids).
-DEMO_EPOCHS = 50
+#: Epochs per run in ``tnt-ref demo`` (about a minute on 2 CPU cores: 1 tuning seed, 3 report seeds).
+DEMO_EPOCHS = 30
+
+#: Exit codes.
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+
+_LOCK = ".tnt-ref.lock"
+
+#: Optimizer hyperparameter flags: (flag, keyword, type, help). ``None`` defaults mean the problem's setting.
+_HYPER_FLAGS = [
+    ("--damping", "damping", positive_float,
+     "damping eps (tnt, tnt-ef, kfac, shampoo; default: 1e-2, shampoo 1e-4; compare tunes tnt's and tnt-ef's "
+     "over --damping-grid unless this is given)"),
+    ("--T1", "T1", positive_int, "steps between statistics updates (tnt, tnt-ef, kfac, shampoo; default: 1 on the "
+                                 "autoencoder, 5 on mlp and cnn)"),
+    ("--T2", "T2", positive_int, "steps between inverse updates (default: 20 on the autoencoder, 25 on mlp and cnn)"),
+    ("--momentum", "momentum", float, "momentum (sgd, tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
+    ("--decay", "decay", float, "EMA decay of the curvature statistics (tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
+    ("--weight-decay", "weight_decay", float, "decoupled weight decay (all optimizers; default: 0)"),
+    ("--stat-scale", "stat_scale", str, "tnt's statistics scale: batch-mean or per-example (default: batch-mean)"),
+    ("--damping-scheme", "damping_scheme", str, "tnt's damping form for k >= 3 factors (default: per-factor)"),
+    ("--conv-modes", "conv_modes", positive_int, "modes of a conv weight, 2 or 3 (tnt, shampoo; default: 3)"),
+]
 
 
+def _add_hyper(p) -> None:
+    g = p.add_argument_group("optimizer hyperparameters (default: the problem's setting, docs/reproduction.md)")
+    for flag, dest, typ, text in _HYPER_FLAGS:
+        g.add_argument(flag, dest=f"hp_{dest}", type=typ, default=None, help=text, metavar=dest.upper())
+
+
+def _hyper(args) -> dict:
+    return {dest: getattr(args, f"hp_{dest}") for _, dest, _, _ in _HYPER_FLAGS if getattr(args, f"hp_{dest}") is not None}
+
+
+def _accepted(optimizer: str) -> set:
+    import inspect  # noqa: PLC0415
+
+    from .. import optim  # noqa: PLC0415
+
+    fn = optim.tnt if optimizer == "tnt-ef" else getattr(optim, optimizer)
+    return set(inspect.signature(fn).parameters)
+
+
+@contextlib.contextmanager
+def _lock(out: Path, flag: str = "--out"):
+    """A lock file in ``out`` holding this process's id; a live holder refuses the run, a stale one is replaced."""
+    from ..files import OutputPathError  # noqa: PLC0415
+
+    path = out / _LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            alive = False
+            if pid > 0:
+                try:
+                    os.kill(pid, 0)
+                    alive = True
+                except ProcessLookupError:
+                    alive = False
+                except PermissionError:
+                    alive = True
+            if alive:
+                raise OutputPathError(f"`{flag}` {str(out)!r} is in use by a live run (pid {pid}; lock file {path}); "
+                                      "wait for it to end or choose another folder.") from None
+            path.unlink(missing_ok=True)  # a stale lock left by a killed run
+    else:
+        raise OutputPathError(f"`{flag}` {str(out)!r}: cannot take the lock file {path}.")
+    try:
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _check_resume_overwrite(args) -> None:
+    if args.resume and args.overwrite:
+        raise ValueError("give either --resume or --overwrite, not both.")
+
+
+# ----------------------------------------------------------------------------- train
 def _cmd_train(args) -> int:
-    from pathlib import Path  # noqa: PLC0415
+    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
+    from ..optim import OPTIMIZERS  # noqa: PLC0415
+    from ..training import PROBLEMS, DivergedError, run  # noqa: PLC0415
 
-    from ..files import atomic_write_json  # noqa: PLC0415
-    from ..training import DivergedError, run  # noqa: PLC0415
-
-    out = Path(args.out)
+    _check_resume_overwrite(args)
+    if args.problem not in PROBLEMS:
+        raise ValueError(f"unknown --problem {args.problem!r}; valid: {sorted(PROBLEMS)}.")
+    if args.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown --optimizer {args.optimizer!r}; valid: {list(OPTIMIZERS)}.")
+    hyper = _hyper(args)
+    bad = sorted(k for k in hyper if k not in _accepted(args.optimizer))
+    if bad:
+        raise ValueError(f"{', '.join('--' + b.replace('_', '-') for b in bad)} does not apply to {args.optimizer}.")
+    if args.seeds is not None:
+        return _train_seeds(args, hyper)
+    out = prepare_output_dir(args.out, "--out")
     ck = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
+    if args.checkpoint:
+        prepare_output_dir(ck.parent, "--checkpoint")
+    hist_path = out / "history.json"
+    if not args.resume and not args.overwrite and (ck.exists() or hist_path.exists()):
+        raise ValueError(f"--out {str(out)!r} holds another run ({ck.name if ck.exists() else hist_path.name}); "
+                         "pass --resume to continue it or --overwrite to replace it.")
+    doc: dict = {"status": "running", "config": None, "initial_train_loss": None, "history": []}
+
+    def write(status: str) -> None:
+        doc["status"] = status
+        if doc["config"] is not None:
+            atomic_write_json(hist_path, doc)
+
+    def start(config, history):
+        doc["config"], doc["initial_train_loss"], doc["history"] = config, config["initial_train_loss"], history
+        write("running")
 
     def show(h):
+        doc["history"].append(h)
+        write("running")
         acc = "" if h["test_accuracy"] is None else f"  test acc {h['test_accuracy']:.4f}"
-        print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  ({h['wall_time']:.1f} s)",
-              flush=True)
+        print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  "
+              f"({h['wall_time']:.1f} s)", flush=True)
 
-    try:
-        r = run(args.problem, args.optimizer, args.lr, epochs=args.epochs, seconds=args.seconds, seed=args.seed,
-                batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend, on_epoch=show)
-    except DivergedError as err:
-        print(f"tnt-ref train: stopped: {err}", file=sys.stderr)
-        return 3
-    atomic_write_json(out / "history.json", r.history)
-    print(f"wrote {out / 'history.json'}; checkpoint {ck}")
+    with _lock(out):
+        if args.overwrite:
+            ck.unlink(missing_ok=True)
+            hist_path.unlink(missing_ok=True)
+        try:
+            run(args.problem, args.optimizer, args.lr, epochs=args.epochs, seconds=args.seconds, seed=args.seed,
+                batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend,
+                opt_kwargs=hyper, dtype=args.dtype, divergence_factor=args.divergence_factor, val_size=args.val_size,
+                on_start=start, on_epoch=show)
+        except DivergedError as err:
+            write("diverged")
+            doc["message"] = str(err)
+            atomic_write_json(hist_path, doc) if doc["config"] is not None else None
+            print(f"tnt-ref train: diverged after epoch {err.last_good_epoch} (the last good one; training loss "
+                  f"{err.last_good_loss:.4g}): {err}", file=sys.stderr)
+            return EXIT_DIVERGED
+        except KeyboardInterrupt:
+            write("interrupted")
+            n = len(doc["history"])
+            kept = f"{n} finished epochs in {ck} and {hist_path}; continue with --resume" if n else "nothing (no epoch had finished)"
+            print(f"tnt-ref train: interrupted (Ctrl-C); kept {kept}.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    write("finished")
+    print(f"wrote {hist_path}; checkpoint {ck}")
     return 0
 
 
-def _cmd_compare(args) -> int:
-    from pathlib import Path  # noqa: PLC0415
+def _train_seeds(args, hyper: dict) -> int:
+    """``train --seeds S1 S2 ...``: one run per seed through the grid engine, and their mean and 95% interval."""
+    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
+    from ..grid import RunSpec, mean_ci, run_grid  # noqa: PLC0415
 
+    if args.epochs is None or args.seconds is not None:
+        raise ValueError("--seeds needs an --epochs budget (not --seconds: runs of a grid have the same epochs).")
+    if args.checkpoint:
+        raise ValueError("--seeds keeps one record per finished run, not checkpoints: drop --checkpoint.")
+    if args.backend != "numpy":
+        raise ValueError("--seeds runs on numpy only; drop --backend.")
+    out = prepare_output_dir(args.out, "--out")
+    runs = out / "runs"
+    summary_path = out / "summary.json"
+    if not args.resume and not args.overwrite and (runs.exists() or summary_path.exists() or (out / "checkpoint.npz").exists()):
+        raise ValueError(f"--out {str(out)!r} holds other runs; pass --resume to continue (finished seeds are skipped) "
+                         "or --overwrite to replace them.")
+    specs = [RunSpec.make(args.problem, args.optimizer, args.lr, s, args.epochs, hyper, dtype=args.dtype,
+                          val_size=args.val_size, divergence_factor=args.divergence_factor, batch_size=args.batch_size)
+             for s in args.seeds]
+    with _lock(out):
+        if args.overwrite:
+            shutil.rmtree(runs, ignore_errors=True)
+            summary_path.unlink(missing_ok=True)
+        try:
+            recs = run_grid(specs, runs, jobs=args.jobs, resume=True, log=lambda t: print(t, flush=True))
+        except KeyboardInterrupt:
+            n = len(list(runs.glob("*.json"))) if runs.is_dir() else 0
+            print(f"tnt-ref train: interrupted (Ctrl-C); kept {n} finished runs in {runs}; rerun the same command "
+                  "with --resume to skip them.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    ok = [r for r in recs if not r["diverged"]]
+    fin = {k: [r["history"][-1][k] for r in ok] for k in ("train_loss", "test_loss", "test_accuracy", "val_loss")}
+    summary = {"config": recs[0]["config"], "seeds": list(args.seeds), "diverged_seeds": [r["spec"]["seed"] for r in recs if r["diverged"]],
+               **{f"final_{k}": (None if any(v is None for v in vals) else mean_ci(vals)) for k, vals in fin.items()}}
+    atomic_write_json(summary_path, summary)
+    s = summary["final_train_loss"]
+    print(f"{len(ok)}/{len(recs)} seeds finished; final train loss {s['mean']:.5g} "
+          + (f"[{s['ci_low']:.5g}, {s['ci_high']:.5g}] (95% CI)" if s and s.get("ci_low") is not None else "")
+          + f"; wrote {summary_path} and {runs}/" if ok else f"every seed diverged; wrote {summary_path}")
+    if summary["diverged_seeds"]:
+        print(f"tnt-ref train: seeds {summary['diverged_seeds']} diverged (see {runs}/*.json).", file=sys.stderr)
+        return EXIT_DIVERGED
+    return 0
+
+
+# ----------------------------------------------------------------------------- compare and demo
+def _cmd_compare(args) -> int:
+    from ..files import OutputPathError, prepare_output_dir  # noqa: PLC0415
+    from ..grid import connect  # noqa: PLC0415
     from ..training import compare  # noqa: PLC0415
 
+    _check_resume_overwrite(args)
+    out = prepare_output_dir(args.out, "--out")
+    ours = [out / n for n in ("results.json", "table.md", "loss.png")]
+    runs = out / "runs"
+    if not args.resume and not args.overwrite and (runs.exists() or any(p.exists() for p in ours)):
+        raise ValueError(f"--out {str(out)!r} holds another comparison; pass --resume to continue it (finished runs "
+                         "are skipped) or --overwrite to replace it.")
+    if runs.exists() and not runs.is_dir():
+        raise OutputPathError(f"`--out` {str(out)!r}: {runs} is a file; remove it.")
     t0 = time.perf_counter()
-    print(f"{args.problem}: every optimizer over its learning-rate grid, {args.epochs} epochs each", flush=True)
-    opts = args.optimizers or None
-    compare(args.problem, args.out, epochs=args.epochs, **({"optimizers": opts} if opts else {}), seed=args.seed,
-            log=lambda s: print(s, flush=True))
-    print((Path(args.out) / "table.md").read_text())
-    print(f"wrote {args.out}/results.json, loss.png, table.md ({time.perf_counter() - t0:.0f} s)")
+    with _lock(out), contextlib.ExitStack() as stack:
+        if args.overwrite:
+            shutil.rmtree(runs, ignore_errors=True)
+            for p in ours:
+                p.unlink(missing_ok=True)
+        scheduler = stack.enter_context(connect(args.scheduler)) if args.scheduler else None
+        print(f"{args.problem}: tuning on {args.tune_seeds} seeds over the validation split, then {args.seeds} fresh "
+              f"seeds; {args.epochs} epochs per run; "
+              + (f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs} local job(s)"), flush=True)
+        kw = {"optimizers": args.optimizers} if args.optimizers else {}
+        if args.damping_grid:
+            kw["damping_grids"] = {"tnt": args.damping_grid, "tnt-ef": args.damping_grid}
+        try:
+            compare(args.problem, out, epochs=args.epochs, tune_seeds=args.tune_seeds, seeds=args.seeds,
+                    widen=args.widen, jobs=args.jobs, scheduler=scheduler, opt_kwargs=_hyper(args), dtype=args.dtype,
+                    divergence_factor=args.divergence_factor, val_size=args.val_size,
+                    log=lambda s: print(s, flush=True), **kw)
+        except KeyboardInterrupt:
+            n = len(list(runs.glob("*.json"))) if runs.is_dir() else 0
+            print(f"tnt-ref {args.command}: interrupted (Ctrl-C); kept {n} finished runs in {runs}; rerun the same "
+                  "command with --resume to skip them.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    print((out / "table.md").read_text())
+    print(f"wrote {out}/results.json, loss.png, table.md, runs/ ({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
 def _cmd_demo(args) -> int:
-    args.problem, args.epochs, args.optimizers, args.seed = "autoencoder", DEMO_EPOCHS, None, 0
+    args.problem, args.epochs, args.optimizers = "autoencoder", DEMO_EPOCHS, None
+    args.tune_seeds, args.seeds, args.widen, args.damping_grid = 1, 3, 0, [1e-2]
+    args.dtype, args.divergence_factor, args.val_size = "float64", _default_factor(), _default_val()
+    for _, dest, _, _ in _HYPER_FLAGS:
+        setattr(args, f"hp_{dest}", None)
     return _cmd_compare(args)
+
+
+def _default_factor() -> float:
+    from ..training import DIVERGENCE_FACTOR  # noqa: PLC0415
+
+    return DIVERGENCE_FACTOR
+
+
+def _default_val() -> int:
+    from ..training import VAL_SIZE  # noqa: PLC0415
+
+    return VAL_SIZE
+
+
+def _add_common(p, *, val_default: int) -> None:
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="floating type (default: float64)")
+    p.add_argument("--divergence-factor", type=positive_float, default=_default_factor(),
+                   help="a run diverges when its loss is NaN/Inf or above this multiple of its initial training loss "
+                        "(default: %(default)g)")
+    p.add_argument("--val-size", type=int, default=val_default,
+                   help="training images held out as the validation split (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the run(s) in --out (default: off)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run(s) in --out (default: off)")
+
+
+def _add_grid(p) -> None:
+    p.add_argument("--jobs", type=positive_int, default=1, help="local worker processes, one BLAS thread each (default: 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on a Dask cluster through joblib's dask backend, e.g. tcp://10.0.0.1:8786 "
+                        "(default: none, local; --jobs is then ignored)")
 
 
 def add_parsers(sub) -> None:
     from ..optim import OPTIMIZERS  # noqa: PLC0415
 
     tr = sub.add_parser("train", help="one training run on the digits data")
-    tr.add_argument("--problem", required=True, help="autoencoder, mlp or cnn")
-    tr.add_argument("--optimizer", required=True, help=f"one of {', '.join(OPTIMIZERS)}")
-    tr.add_argument("--lr", type=positive_float, required=True, help="learning rate")
-    tr.add_argument("--epochs", type=positive_int, default=None)
-    tr.add_argument("--seconds", type=positive_float, default=None, help="budget in training seconds")
-    tr.add_argument("--batch-size", type=positive_int, default=None)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--out", default="tnt-ref-out/train")
-    tr.add_argument("--checkpoint", default=None, help="checkpoint file (default OUT/checkpoint.npz)")
-    tr.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    tr.add_argument("--backend", default="numpy", help="numpy or cupy")
+    tr.add_argument("--problem", required=True, help="autoencoder, mlp or cnn (required)")
+    tr.add_argument("--optimizer", required=True, help=f"one of {', '.join(OPTIMIZERS)} (required)")
+    tr.add_argument("--lr", type=positive_float, required=True, help="learning rate (required)")
+    tr.add_argument("--epochs", type=positive_int, default=None, help="budget in epochs (default: none; give it or --seconds)")
+    tr.add_argument("--seconds", type=positive_float, default=None, help="budget in training seconds (default: none)")
+    tr.add_argument("--batch-size", type=positive_int, default=None,
+                    help="mini-batch size (default: the problem's, 100 autoencoder, 64 mlp and cnn)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of initialization, batches and sampled labels (default: 0)")
+    tr.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                    help="run these seeds instead (a grid: --jobs, OUT/runs/*.json, OUT/summary.json with mean and "
+                         "95%% CI; default: one run with --seed)")
+    tr.add_argument("--out", default="tnt-ref-out/train", help="output folder (default: %(default)s)")
+    tr.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT/checkpoint.npz)")
+    tr.add_argument("--backend", default="numpy", help="numpy or cupy (default: numpy)")
+    tr.add_argument("--jobs", type=positive_int, default=1, help="worker processes for --seeds (default: 1)")
+    _add_common(tr, val_default=0)
+    _add_hyper(tr)
     tr.set_defaults(func=_cmd_train)
 
-    cmp_ = sub.add_parser("compare", help="every optimizer over its learning-rate grid (the paper's protocol)")
-    cmp_.add_argument("--problem", required=True, choices=["autoencoder", "mlp", "cnn"])
-    cmp_.add_argument("--out", required=True)
-    cmp_.add_argument("--epochs", type=positive_int, default=30)
-    cmp_.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=None)
-    cmp_.add_argument("--seed", type=int, default=0)
+    cmp_ = sub.add_parser("compare", help="every optimizer tuned on a validation split, reported over fresh seeds "
+                                          "with 95%% intervals (docs/reproduction.md)")
+    cmp_.add_argument("--problem", required=True, choices=["autoencoder", "mlp", "cnn"], help="the problem (required)")
+    cmp_.add_argument("--out", required=True, help="output folder (required)")
+    cmp_.add_argument("--epochs", type=positive_int, default=30, help="epochs per run (default: %(default)s)")
+    cmp_.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=None,
+                      help="optimizers to compare (default: all)")
+    cmp_.add_argument("--seeds", type=positive_int, default=5, help="fresh seeds for the report (default: %(default)s)")
+    cmp_.add_argument("--tune-seeds", type=positive_int, default=2, help="seeds for tuning (default: %(default)s)")
+    cmp_.add_argument("--widen", type=int, default=2,
+                      help="times a grid is widened when its best value is at an end (default: %(default)s)")
+    cmp_.add_argument("--damping-grid", type=positive_float, nargs="+", default=None,
+                      help="damping values tuned for tnt and tnt-ef (default: 3e-3 1e-2 3e-2)")
+    _add_grid(cmp_)
+    _add_common(cmp_, val_default=_default_val())
+    _add_hyper(cmp_)
     cmp_.set_defaults(func=_cmd_compare)
 
-    demo = sub.add_parser("demo", help="the README's main job: a short optimizer comparison on the autoencoder")
-    demo.add_argument("--out", default="tnt-ref-out/demo")
+    demo = sub.add_parser("demo", help="the README's main job: a short optimizer comparison on the autoencoder "
+                                       f"({DEMO_EPOCHS} epochs, 1 tuning seed, 3 report seeds)")
+    demo.add_argument("--out", default="tnt-ref-out/demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--resume", action="store_true", help="continue an interrupted demo in --out (default: off)")
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo in --out (default: off)")
+    _add_grid(demo)
     demo.set_defaults(func=_cmd_demo)

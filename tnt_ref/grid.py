@@ -1,0 +1,313 @@
+"""A grid of training runs fanned out on joblib, and the statistics over seeds.
+
+* :class:`RunSpec` — one run: (problem, optimizer, learning rate, other hyperparameters, seed,
+  epochs, dtype, validation size, divergence factor). Its :meth:`~RunSpec.key` names its file.
+* :func:`run_one` — one run with the BLAS threads capped (threadpoolctl); returns a JSON record.
+* :func:`run_grid` — every spec through ``joblib.Parallel``: ``jobs=1`` serially in this process,
+  ``jobs=N`` on N local worker processes (loky), or on a Dask cluster through joblib's ``dask``
+  backend (``scheduler="tcp://host:8786"`` or a ``distributed.Client``) with no other change.
+  Each record is written to ``runs_dir/<key>.json`` as soon as it comes back, so an interrupted
+  grid resumes (``resume=True``) and skips the runs already written.
+* :func:`mean_ci`, :func:`difference_ci`, :func:`verdict` — means with Student-t 95% intervals
+  over seeds, Welch intervals of differences, and the three-way verdicts of ``docs/reproduction.md``.
+
+Every run is a pure function of its spec: its random stream is ``default_rng(seed)`` and the BLAS
+runs on one thread (``threads=1``) wherever the run is scheduled, so its history is bit-identical
+serially, with ``jobs=2`` and on Dask (``wall_time`` and ``process_time`` are measurements and
+differ; every other field is equal, and tested so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from contextlib import nullcontext as _nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .files import atomic_write_json
+
+__all__ = ["RunSpec", "run_one", "run_grid", "connect", "load_records", "mean_ci", "difference_ci", "verdict", "TIMING_FIELDS"]
+
+#: History fields that are measurements of the machine, not results of the run.
+TIMING_FIELDS = ("wall_time", "process_time")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a grid. ``opt_kwargs`` is a sorted tuple of ``(name, value)`` pairs."""
+
+    problem: str
+    optimizer: str
+    learning_rate: float
+    seed: int
+    epochs: int
+    opt_kwargs: tuple = ()
+    dtype: str = "float64"
+    val_size: int = 0
+    divergence_factor: float = 10.0
+    batch_size: int | None = None
+    tags: tuple = field(default=(), compare=False)  # e.g. ("tuning",); not part of the run's identity
+
+    @staticmethod
+    def make(problem, optimizer, learning_rate, seed, epochs, opt_kwargs=None, **kw) -> RunSpec:
+        return RunSpec(problem, optimizer, float(learning_rate), int(seed), int(epochs),
+                       tuple(sorted((opt_kwargs or {}).items())), **kw)
+
+    def identity(self) -> dict:
+        d = asdict(self)
+        d.pop("tags")
+        d["opt_kwargs"] = dict(self.opt_kwargs)
+        return d
+
+    def key(self) -> str:
+        """A file name: readable settings and a hash of the full identity."""
+        h = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
+        kw = "".join(f"_{k}{v:g}" if isinstance(v, float) else "" for k, v in self.opt_kwargs)
+        return f"{self.optimizer}_lr{self.learning_rate:g}{kw}_s{self.seed}_{h}"
+
+    def label(self) -> str:
+        kw = "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in self.opt_kwargs)
+        return f"{self.optimizer} lr={self.learning_rate:g}{kw} seed {self.seed}"
+
+
+def run_one(spec: RunSpec, threads: int = 1) -> dict:
+    """Run ``spec`` with at most ``threads`` BLAS threads; return its record (JSON-ready).
+
+    The record holds ``spec`` (the identity), ``config`` (the run's full configuration),
+    ``initial_train_loss``, ``history``, ``diverged``, ``message`` and ``last_good_epoch``. A
+    diverged run is a result: its good epochs are kept and it is never an error here.
+    """
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    from .training import DivergedError, run  # noqa: PLC0415
+
+    with threadpool_limits(limits=threads):
+        try:
+            r = run(spec.problem, spec.optimizer, spec.learning_rate, epochs=spec.epochs, seed=spec.seed,
+                    batch_size=spec.batch_size, progress=False, opt_kwargs=dict(spec.opt_kwargs), dtype=spec.dtype,
+                    val_size=spec.val_size, divergence_factor=spec.divergence_factor)
+        except DivergedError as err:
+            return {"spec": spec.identity(), "config": err.config, "initial_train_loss": err.config["initial_train_loss"],
+                    "history": err.history, "diverged": True, "message": str(err), "last_good_epoch": err.last_good_epoch}
+    return {"spec": spec.identity(), "config": r.config, "initial_train_loss": r.initial_train_loss,
+            "history": r.history, "diverged": False, "message": "", "last_good_epoch": len(r.history)}
+
+
+def load_records(runs_dir: str | Path, specs: Sequence[RunSpec]) -> dict:
+    """The records already written in ``runs_dir`` for ``specs``: ``{spec: record}``.
+
+    A file that cannot be read, or whose spec differs from the one its name promises, is ignored
+    (the run is redone).
+    """
+    runs_dir = Path(runs_dir)
+    done = {}
+    for s in specs:
+        p = runs_dir / f"{s.key()}.json"
+        if p.exists():
+            try:
+                rec = json.loads(p.read_text())
+            except (OSError, ValueError):
+                continue
+            if rec.get("spec") == json.loads(json.dumps(s.identity())):
+                done[s] = rec
+    return done
+
+
+@contextmanager
+def connect(address: str, timeout: float = 20):
+    """A ``distributed.Client`` connected to the Dask scheduler at ``address`` (closed on exit).
+
+    Raises
+    ------
+    ValueError
+        Nothing answers at ``address`` within ``timeout`` seconds.
+    """
+    from dask.distributed import Client  # noqa: PLC0415
+
+    try:
+        client = Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ValueError(f"`--scheduler` {address!r}: cannot connect to a Dask scheduler there ({err}); "
+                         "start one (`dask scheduler`) or check the address.") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _backend(jobs: int, scheduler):
+    """The context selecting joblib's backend, and the ``n_jobs`` to use inside it."""
+    import contextlib  # noqa: PLC0415
+
+    import joblib  # noqa: PLC0415
+
+    if scheduler is None:
+        return contextlib.nullcontext(), jobs
+    from dask.distributed import Client  # noqa: PLC0415
+
+    stack = contextlib.ExitStack()
+    if not isinstance(scheduler, Client):
+        stack.enter_context(connect(scheduler))
+    stack.enter_context(joblib.parallel_config(backend="dask", wait_for_workers_timeout=60))
+    return stack, -1
+
+
+def run_grid(
+    specs: Sequence[RunSpec],
+    runs_dir: str | Path,
+    *,
+    jobs: int = 1,
+    scheduler=None,
+    resume: bool = True,
+    threads: int = 1,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+    describe: Callable[[dict], str] | None = None,
+) -> list[dict]:
+    """Run every spec (those with a record in ``runs_dir`` are skipped when ``resume``); return the records in order.
+
+    Parameters
+    ----------
+    jobs : int
+        Local worker processes (joblib's loky backend); 1 runs in this process. Ignored with ``scheduler``.
+    scheduler : str or distributed.Client, optional
+        A Dask scheduler address (``"tcp://10.0.0.1:8786"``) or a client: joblib's ``dask`` backend
+        sends every run to the cluster's workers (each needs tnt-ref installed).
+    threads : int
+        BLAS threads per run (threadpoolctl), whatever the scheduling: 1 keeps runs bit-identical
+        across schedules and two runs from fighting over one core.
+    progress : bool, optional
+        A tqdm bar (run k of N, time left) on a terminal; otherwise (``None`` on a non-terminal, or
+        ``False``) ``log`` gets one line per finished run with the same count and estimate.
+    """
+    from joblib import delayed  # noqa: PLC0415
+
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"`jobs` must be a positive int; got jobs={jobs!r}.")
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    specs = list(dict.fromkeys(specs))
+    done = load_records(runs_dir, specs) if resume else {}
+    todo = [s for s in specs if s not in done]
+    n_total = len(specs)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        bar = tqdm(total=n_total, initial=n_total - len(todo), unit="run", dynamic_ncols=True)
+    if todo:
+        from tqdm import tqdm as _tq  # noqa: PLC0415
+
+        serial = jobs == 1 and scheduler is None
+        ctx, n_jobs = _backend(int(jobs), scheduler) if not serial else (None, 1)
+        t0 = time.perf_counter()
+        k = 0
+        try:
+            with ctx if ctx is not None else _nullcontext():
+                if serial:
+                    results = (run_one(s, threads) for s in todo)
+                else:
+                    from joblib import Parallel  # noqa: PLC0415
+
+                    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                        delayed(run_one)(s, threads) for s in todo)
+                for rec in results:
+                    spec = next(s for s in todo if json.loads(json.dumps(s.identity())) == rec["spec"])
+                    atomic_write_json(runs_dir / f"{spec.key()}.json", rec)
+                    done[spec] = rec
+                    k += 1
+                    text = describe(rec) if describe else ("diverged" if rec["diverged"] else
+                                                          f"train loss {rec['history'][-1]['train_loss']:.4g}")
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix_str(f"{spec.label()}: {text}"[:60])
+                    elif log is not None:
+                        el = time.perf_counter() - t0
+                        left = _tq.format_interval(el / k * (len(todo) - k))
+                        log(f"[{n_total - len(todo) + k}/{n_total}] {spec.label()}: {text} "
+                            f"({_tq.format_interval(el)} elapsed, ~{left} left)")
+        finally:
+            if bar is not None:
+                bar.close()
+    return [done[s] for s in specs]
+
+
+# ----------------------------------------------------------------------------- statistics over seeds
+def mean_ci(values: Sequence[float], level: float = 0.95) -> dict:
+    """Mean and two-sided Student-t confidence interval over seeds.
+
+    Returns ``{"mean", "ci_low", "ci_high", "n"}``; with fewer than 2 values the interval is
+    ``None`` (unknown), with none the mean is ``None`` too.
+
+    >>> r = mean_ci([1.0, 2.0, 3.0]); round(r["mean"], 12), round(r["ci_high"] - 2.0, 6)  # t_{0.975, 2} = 4.302653
+    (2.0, 2.484138)
+    """
+    from scipy import stats  # noqa: PLC0415
+
+    v = np.asarray([float(x) for x in values], dtype=np.float64)
+    n = int(v.size)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    mean = float(v.mean())
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "n": 1}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def difference_ci(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> dict:
+    """``mean(a) - mean(b)`` with a Welch confidence interval (unequal variances); ``None`` bounds below 2 values each."""
+    from scipy import stats  # noqa: PLC0415
+
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None}
+    d = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return {"mean": d, "ci_low": None, "ci_high": None}
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"mean": d, "ci_low": d, "ci_high": d}
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
+    return {"mean": d, "ci_low": d - half, "ci_high": d + half}
+
+
+def verdict(a: Sequence[float], b: Sequence[float], *, better: str, margin: float = 0.0) -> dict:
+    """Does ``a`` beat ``b`` (``better="lower"`` or ``"higher"``), up to ``margin``? Judged by the Welch 95% interval.
+
+    The claim is ``mean(a) < mean(b) + margin`` (lower) or ``mean(a) > mean(b) - margin`` (higher).
+    ``"holds"`` when the whole interval of ``a - b`` is on the claim's side of the margin, ``"does
+    not hold"`` when it is wholly on the other side, ``"not resolved at this scale"`` otherwise
+    (or with fewer than 2 seeds on a side).
+
+    >>> verdict([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], better="lower")["verdict"]
+    'holds'
+    >>> verdict([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], better="higher")["verdict"]
+    'does not hold'
+    >>> verdict([1.0, 3.0, 2.0], [2.0, 2.5, 1.5], better="lower")["verdict"]
+    'not resolved at this scale'
+    """
+    if better not in ("lower", "higher"):
+        raise ValueError(f"`better` must be 'lower' or 'higher'; got better={better!r}.")
+    d = difference_ci(a, b)
+    out = {"difference": d, "margin": float(margin), "better": better, "n_a": len(a), "n_b": len(b)}
+    if d["ci_low"] is None:
+        return {**out, "verdict": "not resolved at this scale"}
+    if better == "lower":
+        ok, bad = d["ci_high"] < margin, d["ci_low"] > margin
+    else:
+        ok, bad = d["ci_low"] > -margin, d["ci_high"] < -margin
+    return {**out, "verdict": "holds" if ok else "does not hold" if bad else "not resolved at this scale"}
