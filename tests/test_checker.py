@@ -124,3 +124,26 @@ def test_lipschitz_check_fails_below_the_true_constant():
     f, g = (lambda w: float(w @ w)), (lambda w: 2 * w)
     assert assumptions.lipschitz_check(f, g, pts, f_low=0.0, L=2.1, rng=rng)[0]
     assert not assumptions.lipschitz_check(f, g, pts, f_low=0.0, L=1.9, rng=rng)[0]
+
+
+def test_kappa_bounds_literal():
+    """Spec section 7 by hand: shapes (2, 3) and (4,), B = (6, 2), eps = 0.5.
+    Block 1: c = (36/6)^(1/2) = sqrt(6): kappa = 1/((2 sqrt6 + .5)(3 sqrt6 + .5)); block 2: c = 4/4 = 1:
+    kappa = 1/(4 + .5). kappa_lo is the smaller; kappa_hi = max(0.5^-2, 0.5^-1) = 4."""
+    lo, hi = assumptions.kappa_bounds({"w": (2, 3), "b": (4,)}, {"w": 6.0, "b": 2.0}, 0.5)
+    r6 = 6 ** 0.5
+    assert hi == 4.0
+    assert lo == pytest.approx(min(1 / ((2 * r6 + 0.5) * (3 * r6 + 0.5)), 1 / 4.5), rel=1e-14)
+
+
+def test_theorem_bound_is_the_stated_formula():
+    """Each row's bound is ``2 L kappa_hi^2 D_f / (N kappa_lo^2) + sigma^2 / m`` from the reported
+    constants, and the step is ``kappa_lo / (L kappa_hi^2)`` (a dropped term, an unsquared kappa_lo
+    or a wrong step would break this)."""
+    from proofs_check.theorem import theorem_study
+
+    res = theorem_study("quick")
+    L, lo, hi, D_f, s2 = res["L"], res["kappa_lo"], res["kappa_hi"], res["D_f"], res["sigma2_bound"]
+    assert res["alpha"] == pytest.approx(lo / (L * hi**2), rel=1e-14)
+    for r in res["rows"]:
+        assert r["bound"] == pytest.approx(2 * L * hi**2 * D_f / (r["N"] * lo**2) + s2 / r["m"], rel=1e-14)

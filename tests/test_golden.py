@@ -317,3 +317,18 @@ def test_mle_factors_are_normalized_literally():
     r = mle(covariance=kron(*U), shape=(2, 3))
     np.testing.assert_allclose(kron(*r.factors), kron(*U), rtol=1e-9)
     assert np.trace(r.factors[0]) / 2 == pytest.approx(np.trace(r.factors[1]) / 3, rel=1e-12)
+
+
+def test_sgd_momentum_and_decoupled_decay_match_reference():
+    rng = np.random.default_rng(6)
+    net = mlp([5, 4, 3], "tanh", "softmax_cross_entropy")
+    params = net.init(rng)
+    X, y = rng.standard_normal((10, 5)), rng.integers(0, 3, 10)
+    lr, mu, gamma = 0.1, 0.7, 0.05
+    got = _drive(make_optimizer("sgd", lr, momentum=mu, weight_decay=gamma), net, params, X, y, 5, 0)
+    p, v = dict(params), {k: np.zeros_like(a) for k, a in params.items()}
+    for t in range(5):
+        g = net.loss_and_grad(p, X, y)[1]
+        v = {k: mu * v[k] + g[k] for k in p}
+        p = {k: (1 - lr * gamma) * p[k] - lr * v[k] for k in p}
+        assert _close(got[t], p) < 1e-12, t
