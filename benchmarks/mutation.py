@@ -152,12 +152,23 @@ def run_mutation(mut: Mutation, timeout: float) -> dict:
         return {"name": mut.name, "status": "survived", "by": "", "seconds": time.perf_counter() - t0}
 
 
+def _change(old: str, new: str, width: int = 56) -> str:
+    """``old -> new`` around the first differing character, one line, table-safe."""
+    old, new = (" ".join(x.split()) for x in (old, new))
+    i = 0
+    while i < min(len(old), len(new)) and old[i] == new[i]:
+        i += 1
+    start = max(0, i - 20)
+    cut = lambda x: ("..." if start else "") + x[start : start + width] + ("..." if len(x) > start + width else "")
+    return f"`{cut(old)}` -> `{cut(new)}`".replace("|", "\\|")
+
+
 def markdown(results: list[dict]) -> str:
     by = {m.name: m for m in MUTATIONS}
     lines = ["| mutation | file | change | result | caught by / reason |", "|---|---|---|---|---|"]
     for r in results:
         m = by[r["name"]]
-        change = f"`{m.old.strip()[:60]}` -> `{m.new.strip()[:60]}`".replace("|", "\\|")
+        change = _change(m.old, m.new)
         status = r["status"] + (" (equivalent)" if m.equivalent else "")
         why = m.equivalent if m.equivalent and r["status"] == "survived" else r["by"]
         lines.append(f"| `{m.name}` | `{m.file}` | {change} | {status} | {why.replace('|', '/')} |")
