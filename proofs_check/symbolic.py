@@ -1,13 +1,26 @@
 """Symbolic checks (sympy) of the spec's identities on small symbolic dimensions, each with a
-negative control that must fail. Nothing here uses tnt_ref's numerics: the Kronecker product is
-sympy's, unfoldings and ``vec`` are written out with explicit index arithmetic."""
+negative control that must fail. The symbolic side uses none of tnt_ref's numerics: the Kronecker
+product is sympy's, unfoldings and ``vec`` are written out with explicit index arithmetic.
+
+Each identity is then tied back to the code: tnt_ref's own function (``mode_products``, ``kron``,
+``mode_moments``, ``tnt_factors_from_moments``, ``normalize``, ``KroneckerMatrix.eigvalsh``,
+``damped_inverse_factors``) is evaluated on exact integer / dyadic inputs (float64 arithmetic on
+small integers is exact) and compared with the symbolic closed form evaluated on the same inputs:
+exactly where no roots are taken, to ``1e-12`` where they are. Both profiles reach ``k = 3``."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import sympy as sp
 from sympy.physics.quantum import TensorProduct
+
+import numpy as np
+
+from tnt_ref import tensor as _tt
+from tnt_ref import tensor_normal as _tn
+from tnt_ref.kronecker import KroneckerMatrix, damped_inverse_factors
 
 from .registry import register
 
@@ -86,7 +99,27 @@ def _kron_identity(shape, colmajor: bool) -> tuple[bool, dict]:
 def kron_mode_product(profile):
     r1 = _kron_identity((2, 3), colmajor=False)
     r2 = _kron_identity((2, 2, 2), colmajor=False)
-    return r1[0] and r2[0], {"2x3": r1[1], "2x2x2": r2[1]}
+    code = {"x".join(map(str, sh)): _code_kron(sh, seed) for seed, sh in enumerate([(2, 3), (2, 2, 2), (3, 2, 4), (2, 3, 2, 2)])}
+    return r1[0] and r2[0] and all(code.values()), {"2x3": r1[1], "2x2x2": r2[1], "tnt_ref exact on integers": code}
+
+
+def _ints(rng, *shape):
+    return rng.integers(-3, 4, shape).astype(np.float64)
+
+
+def _code_kron(shape, seed: int) -> bool:
+    """tnt_ref's ``vec(mode_products(X, A))`` and ``kron(A)`` against sympy's ``kron(A) vec(X)`` on
+    integer inputs: exact equality."""
+    rng = np.random.default_rng(seed)
+    X = _ints(rng, *shape)
+    A = [_ints(rng, d, d) for d in shape]
+    got = _tt.vec(_tt.mode_products(X, A))
+    Ks = _kron(*[sp.Matrix(a.astype(int).tolist()) for a in A])
+    vx = sp.zeros(X.size, 1)
+    for a in itertools.product(*[range(d) for d in shape]):
+        vx[_flat(a, shape)] = int(X[a])
+    want = np.array((Ks * vx).tolist(), dtype=np.float64).reshape(-1)
+    return bool(np.array_equal(got, want) and np.array_equal(_tt.kron(*A), np.array(Ks.tolist(), dtype=np.float64)))
 
 
 @register("sym.kron_mode_product.colmajor", "the same Kronecker order with a column-major vec (must fail)",
@@ -128,7 +161,33 @@ def _moment_identity(shape, drop_trace: bool):
           "paper", "symbolic")
 def moment_identity(profile):
     a, b = _moment_identity((2, 3), False), _moment_identity((2, 2, 2), False)
-    return a and b, {"2x3": a, "2x2x2": b}
+    code = {"x".join(map(str, sh)): _code_moments(sh, seed)[0] for seed, sh in enumerate([(2, 3), (2, 2, 2), (3, 2, 2)])}
+    return a and b and all(code.values()), {"2x3": a, "2x2x2": b, "tnt_ref mode_moments exact on integers": code}
+
+
+def _spd_ints(rng, d):
+    """An integer lower-triangular ``L`` with non-zero diagonal; ``U = L L^T`` is SPD with integer entries."""
+    L = np.tril(_ints(rng, d, d))
+    L[np.diag_indices(d)] = rng.integers(1, 4, d)
+    return L
+
+
+def _code_moments(shape, seed: int):
+    """Samples: the ``D`` columns of ``kron(L_1..L_k)`` (their second moment is ``kron(U_i) / D`` exactly).
+    ``D * mode_moments(samples)`` must equal the sympy partial traces of ``kron(U_i)`` and
+    ``U_i prod_{j != i} tr(U_j)`` exactly (integers)."""
+    rng = np.random.default_rng(100 + seed)
+    Ls = [_spd_ints(rng, d) for d in shape]
+    Us = [l @ l.T for l in Ls]
+    D = math.prod(shape)
+    samples = _tt.kron(*Ls).T.reshape(D, *shape)  # sample j = column j of kron(L), as a tensor
+    got = [D * m for m in _tn.mode_moments(samples)]
+    sym = _moments_of(_kron(*[sp.Matrix(u.astype(int).tolist()) for u in Us]), shape)
+    ok = True
+    for i in range(len(shape)):
+        closed = Us[i] * math.prod(np.trace(Us[j]) for j in range(len(shape)) if j != i)
+        ok = ok and np.allclose(got[i], closed, rtol=1e-14, atol=0) and np.array_equal(np.array(sym[i].tolist(), dtype=float), closed)
+    return bool(ok), Us, got
 
 
 @register("sym.moment_identity.no_trace", "E[X_(i) X_(i)^T] = U_i without the trace factor (must fail)",
@@ -145,7 +204,19 @@ def scale_nonidentifiability(profile):
     U = [_sym(c, d) for c, d in zip("uvw", (2, 3, 2))]
     ok2 = _is_zero(_kron(a * U[0], U[1] / a) - _kron(U[0], U[1]))
     ok3 = _is_zero(_kron(a * U[0], b * U[1], U[2] / (a * b)) - _kron(*U))
-    return ok2 and ok3, {"k=2": ok2, "k=3": ok3}
+    code = _code_scale()
+    return ok2 and ok3 and code, {"k=2": ok2, "k=3": ok3, "tnt_ref covariance and normalize (k=3, dyadic a, b)": code}
+
+
+def _code_scale() -> bool:
+    """``TensorNormal((2 U_1, 4 U_2, U_3 / 8)).covariance()`` equals ``TensorNormal(U)``'s exactly, and
+    ``normalize`` maps both to the same factors."""
+    rng = np.random.default_rng(7)
+    Us = [(lambda l: l @ l.T)(_spd_ints(rng, d)) for d in (2, 3, 2)]
+    Vs = [2 * Us[0], 4 * Us[1], Us[2] / 8]
+    same_cov = np.array_equal(_tn.TensorNormal(Vs).covariance(), _tn.TensorNormal(Us).covariance())
+    nu, nv = _tn.normalize(Us), _tn.normalize(Vs)
+    return bool(same_cov and all(np.allclose(a, b, rtol=1e-13, atol=0) for a, b in zip(nu, nv)))
 
 
 @register("sym.scale_nonidentifiability.wrong", "(a U_1, a U_2) gives the same covariance (must fail)",
@@ -198,7 +269,32 @@ def estimator_invariants(profile):
         pos = {Ut[i].trace(): sp.Symbol(f"T{i}", positive=True) for i in range(len(shape))}
         ex = _is_zero((_kron(*Uh) - Ku).applyfunc(lambda e: sp.simplify(sp.expand(e).subs(pos))))
         measured[f"exact_on_TN_{'x'.join(map(str, shape))}"] = ex
-    return all(v for v in measured.values() if isinstance(v, bool)), measured
+    # (3) exactness for any k through the moment identity (S_i = U_i prod_{j != i} T_j, T_j = tr U_j):
+    #     the estimator's scalar factors multiply to 1, so kron U_hat = kron U, for k = 2, 3, 4
+    for k in (2, 3, 4):
+        T = sp.symbols(f"T1:{k + 1}", positive=True)
+        d = sp.symbols(f"d1:{k + 1}", positive=True)
+        Dk = sp.Mul(*d)
+        tau_k = sp.Mul(*T)  # tr S_i = T_i prod_{j != i} T_j
+        c = (tau_k / Dk) ** sp.Rational(1, k)
+        scal = sp.Mul(*[sp.Mul(*[T[j] for j in range(k) if j != i]) / (c ** (k - 1) * Dk / d[i]) for i in range(k)])
+        measured[f"exact_on_TN_any_shape_k={k}"] = sp.simplify(sp.powsimp(scal, force=True) - 1) == 0
+    # (4) tnt_ref's tnt_factors_from_moments on exact integer moments of TN(0; U), k = 2, 3
+    code = {}
+    for seed, shape in enumerate([(2, 3), (2, 2, 2), (3, 2, 2)]):
+        _, Us, S = _code_moments(shape, seed)
+        Uh = _tn.tnt_factors_from_moments(S)
+        avg = [float(np.trace(u)) / u.shape[0] for u in Uh]
+        # the symbolic closed form evaluated on the same (integer) moments
+        Usym, _, _ = _estimator([sp.Matrix(np.rint(m).astype(int).tolist()) for m in S], shape)
+        sym_num = [np.array(sp.N(u, 30).tolist(), dtype=float) for u in Usym]
+        code["x".join(map(str, shape))] = bool(
+            np.allclose(_tt.kron(*Uh), _tt.kron(*Us), rtol=1e-12, atol=0)
+            and np.allclose(avg, avg[0], rtol=1e-13, atol=0)
+            and all(np.allclose(a, b, rtol=1e-12, atol=1e-14) for a, b in zip(Uh, sym_num)))
+    measured["tnt_ref tnt_factors_from_moments = closed form, exact on TN moments"] = code
+    ok_code = all(code.values())
+    return ok_code and all(v for v in measured.values() if isinstance(v, bool)), measured
 
 
 @register("sym.estimator_without_scale_rule", "one Jacobi sweep from identity without the scale rule matches the trace (must fail)",
@@ -238,7 +334,22 @@ def _kron_eigen(use_sum: bool):
           "derived", "symbolic")
 def kron_eigenvalues(profile):
     ok = _kron_eigen(False)
-    return ok, {"2x2 kron 2x2, symbolic rotations and eigenvalues": ok}
+    code = _code_kron_eigen()
+    return ok and code, {"2x2 kron 2x2, symbolic rotations and eigenvalues": ok,
+                         "tnt_ref KroneckerMatrix.eigvalsh, k=3 rational rotations": code}
+
+
+def _code_kron_eigen() -> bool:
+    """``KroneckerMatrix([A, B, C]).eigvalsh()`` with ``A = R diag(l) R^T`` (rational rotations,
+    known eigenvalues) equals the sorted products ``l_i m_j n_k``, and the dense matrix's spectrum too."""
+    facs, lams = [], []
+    for t, l in ((sp.Rational(1, 2), (1, 4)), (sp.Rational(1, 3), (2, 3)), (sp.Rational(2, 5), (1, 5))):
+        R = _rot(t)
+        facs.append(np.array((R * sp.diag(*l) * R.T).tolist(), dtype=float))
+        lams.append(np.array(l, dtype=float))
+    want = np.sort(np.multiply.outer(np.multiply.outer(lams[0], lams[1]), lams[2]).reshape(-1))
+    K = KroneckerMatrix(facs)
+    return bool(np.allclose(K.eigvalsh(), want, rtol=1e-12) and np.allclose(np.linalg.eigvalsh(K.dense()), want, rtol=1e-12))
 
 
 @register("sym.kron_eigenvalues.sums", "the eigenvalues of A kron B are the sums l_i + m_j (must fail)",
@@ -267,7 +378,27 @@ def spectral_bounds(profile):
         c = (tau / D) ** sp.Rational(1, k)
         mono[k] = bool(sp.simplify(sp.diff(c, tau)).is_positive)
     ok = upper and ema and all(mono.values())
-    return ok, {"1/(l+eps) <= 1/eps": upper, "EMA trace bound": ema, "dc/dtau > 0 for k=1,2,3": mono}
+    code = _code_spectral()
+    return ok and code["ok"], {"1/(l+eps) <= 1/eps": upper, "EMA trace bound": ema, "dc/dtau > 0 for k=1,2,3": mono,
+                               "tnt_ref": code}
+
+
+def _code_spectral() -> dict:
+    """tnt_ref on a rank-one statistic (``lambda_min(U_i) = 0``, k = 3): ``damped_inverse_factors``
+    attains ``H = eps^{-k}`` and never exceeds it, and ``tnt_factors_from_moments`` keeps
+    ``lambda_max(U_i) <= d_i (B^2 / D)^{1/k}`` with ``B = ||G||_F`` (with equality, the tensor being rank one)."""
+    shape, eps = (2, 3, 2), 0.25
+    G = np.multiply.outer(np.multiply.outer([1.0, 2.0], [1.0, -1.0, 3.0]), [2.0, 1.0])  # rank one in every mode
+    U = _tn.tnt_factors_from_moments(_tn.mode_moments(G[None]))
+    H = KroneckerMatrix(damped_inverse_factors(U, eps)).eigvalsh()
+    B2, D, k = float(np.sum(G**2)), G.size, 3
+    lam_max = [float(np.linalg.eigvalsh(u)[-1]) for u in U]
+    bound = [d * (B2 / D) ** (1 / k) for d in shape]
+    # rank one: U_i = c d_i q q^T, so lambda_max(U_i) = tr U_i attains the bound
+    ok = bool(abs(H[-1] - eps**-k) <= 1e-9 * eps**-k and H[-1] <= eps**-k * (1 + 1e-12)
+              and all(l <= b * (1 + 1e-12) for l, b in zip(lam_max, bound))
+              and np.allclose(lam_max, bound, rtol=1e-12))
+    return {"ok": ok, "max_H": float(H[-1]), "eps^-k": eps**-k, "lambda_max(U_i)": lam_max, "bounds": bound}
 
 
 @register("sym.spectral_bounds.no_damping", "without damping (eps = 0) 1/l is bounded as l -> 0+ (must fail)",

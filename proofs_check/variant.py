@@ -17,10 +17,10 @@ import numpy as np
 from tnt_ref.data import load_digits
 from tnt_ref.fisher import tensor_shape
 from tnt_ref.models import Sequential, mlp
-from tnt_ref.tensor import mode_products
+from tnt_ref.tensor import _mode_products, mode_products
 from tnt_ref.tensor_normal import mode_moments, tnt_factors_from_moments
 
-__all__ = ["flat", "SmallProblem", "softmax_regression", "tanh_mlp", "run_variant", "VariantTrace", "uniform_sampler"]
+__all__ = ["flat", "SmallProblem", "softmax_regression", "tanh_mlp", "run_variant", "VariantTrace", "uniform_sampler", "precondition"]
 
 
 @dataclass
@@ -101,6 +101,11 @@ class VariantTrace:
     inverses: list = field(default_factory=list)  # K_i used in H_k: dict name -> list
     grad_norms: dict = field(default_factory=dict)  # name -> max ||Gbar|| over all statistics batches
     stopped: bool = False  # the run stopped early on a non-finite iterate
+    batches: list = field(default_factory=list)  # idx_k, the mini-batch of step k (index array)
+    grads: list = field(default_factory=list)  # g_k = prob.grad(x_k, idx_k), the gradient the step used (dicts)
+    directions: list = field(default_factory=list)  # H_k g_k as applied by the step (dicts)
+    alpha: float = 0.0  # the step size of the run
+    eps: float = 0.0  # the damping of the run
 
 
 def run_variant(
@@ -140,7 +145,7 @@ def run_variant(
     sampler = sampler or uniform_sampler(n, m)
     params = {k: v.copy() for k, v in prob.params0.items()}
     shapes = {k: tensor_shape(v.shape) for k, v in params.items()}
-    trace = VariantTrace()
+    trace = VariantTrace(alpha=float(alpha), eps=float(eps))
     # statistics start from one independent batch at x_0 (the warm start)
     idx0 = sampler(rng_batch)
     G = prob.sampled_grad(params, idx0, rng_label)
@@ -154,20 +159,17 @@ def run_variant(
             for p in params:
                 trace.grad_norms[p] = max(trace.grad_norms[p], float(np.linalg.norm(G[p])))
         U = {p: tnt_factors_from_moments(S[p]) for p in params}
-        with np.errstate(all="ignore"):
-            K = {p: [np.linalg.inv(u + eps * np.eye(u.shape[0])) if eps > 0 else _inv_or_inf(u) for u in U[p]] for p in params}
+        K = {p: _damped_inverses(U[p], eps) for p in params}
+        g = prob.grad(params, idx)
+        step = {p: precondition(g[p], K[p], shapes[p]) for p in params}  # H_k g_k, block by block
         if record:
             trace.iterates.append(params)
             trace.factors.append(U)
             trace.inverses.append(K)
-        g = prob.grad(params, idx)
-        step = {}
-        for p in params:
-            if all(np.all(np.isfinite(x)) for x in K[p]):
-                step[p] = mode_products(g[p].reshape(shapes[p]), K[p]).reshape(params[p].shape)  # H_k g_k, block p
-            else:  # a singular factor without damping: H_k does not exist
-                step[p] = np.full(params[p].shape, np.inf)
-        new = {p: params[p] - alpha * step[p] for p in params}
+            trace.batches.append(np.asarray(idx).copy())
+            trace.grads.append(g)
+            trace.directions.append(step)
+        new = _update(params, step, alpha)
         if stats == "after":  # statistics of batch k enter H_{k+1} only
             G = prob.sampled_grad(params, idx, rng_label)
             S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], mode_moments(G[p].reshape(1, *shapes[p])))] for p in params}
@@ -179,6 +181,31 @@ def run_variant(
             break
     trace.iterates.append(params)
     return trace
+
+
+def _damped_inverses(us, eps: float) -> list:
+    """``K_i = (U_i + eps I)^{-1}`` (plain inverses, infinite where singular, when ``eps = 0``)."""
+    with np.errstate(all="ignore"):
+        return [np.linalg.inv(u + eps * np.eye(u.shape[0])) if eps > 0 else _inv_or_inf(u) for u in us]
+
+
+def precondition(g: np.ndarray, K: list, tshape: tuple, *, batched: bool = False) -> np.ndarray:
+    """``H g = g x_1 K_1 ... x_k K_k`` for one block: the step's own map (AS.3 probes it on basis vectors).
+
+    ``batched=True``: ``g`` is a stack ``(n, ...)`` mapped one by one. A block whose ``K_i`` are not
+    all finite (singular factor without damping) maps to ``inf``: ``H_k`` does not exist.
+    """
+    if not all(np.all(np.isfinite(x)) for x in K):
+        return np.full(np.shape(g), np.inf)
+    g = np.asarray(g)
+    if batched:
+        return _mode_products(g.reshape(g.shape[0], *tshape), K, offset=1).reshape(g.shape)
+    return mode_products(g.reshape(tshape), K).reshape(g.shape)
+
+
+def _update(params: dict, step: dict, alpha: float) -> dict:
+    """``x_{k+1} = x_k - alpha H_k g_k``."""
+    return {p: params[p] - alpha * step[p] for p in params}
 
 
 def _inv_or_inf(u):

@@ -58,3 +58,23 @@ def test_impossible_parameters():
         run_variant(prob, N=0, m=4, alpha=0.1, eps=0.1)
     with pytest.raises(ValueError, match=r"`m` \(mini-batch size\) must be in \[1, 20\] for 20 examples; got m=50"):
         run_variant(prob, N=3, m=50, alpha=0.1, eps=0.1)
+
+
+def test_quick_profile_reaches_k3_and_ties_symbols_to_code(results):
+    by = {r.name: r for r in results}
+    est = by["sym.estimator_invariants"].measured
+    assert est["exact_on_TN_any_shape_k=3"] and est["exact_on_TN_any_shape_k=4"]
+    assert est["tnt_ref tnt_factors_from_moments = closed form, exact on TN moments"] == {"2x3": True, "2x2x2": True, "3x2x2": True}
+    assert all(by["sym.kron_mode_product"].measured["tnt_ref exact on integers"].values())
+    assert by["sym.kron_eigenvalues"].measured["tnt_ref KroneckerMatrix.eigvalsh, k=3 rational rotations"]
+
+
+def test_assumption_checks_observe_the_variant(results):
+    """AS.2 uses recorded g_k; AS.3 reports the applied spectrum unclipped; the controls fail for an observed reason."""
+    by = {r.name: r for r in results}
+    assert by["AS.2.sampled"].measured["steps"] >= 200
+    assert by["AS.2.biased_sampler"].measured["bias_statistic_T (E = 1)"] > 9
+    assert by["AS.3.no_damping"].measured["failures"]  # a named, observed failure
+    sm = by["AS.3.softmax"].measured["a_priori_B"]
+    assert sm["failures"] == {} and 0 < sm["spectrum_min"] and sm["spectrum_max"] <= sm["kappa_hi"] * (1 + 1e-9)
+    assert "held-out" in by["AS.1.mlp"].measured["L_source"]

@@ -1,0 +1,224 @@
+"""Single-point mutation testing of the spec's formulas (issue 10).
+
+Each mutation replaces one exact snippet in one file (it must occur exactly once) in a scratch copy
+of the working tree (under a temporary directory, never the checkout), then runs the tests and
+proofs_check checks named for it. A mutation is *caught* when they fail (exit code != 0), and
+*survives* otherwise. A first, targeted stage runs; a survivor is re-run on the wider stage
+(``wide``) before it is reported as surviving. Equivalent mutations (same numbers by construction)
+are listed with their reason and still run, to show that they do survive.
+
+Usage::
+
+    python benchmarks/mutation.py                 # all mutations, table to stdout
+    python benchmarks/mutation.py --only tnt-ef-is-tnt adam-c2-b1 --jobs 2
+    python benchmarks/mutation.py --markdown docs/mutation.md
+
+Runtime: about 10-25 s per mutation on one core (caught ones stop at the first failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from joblib import Parallel, delayed
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOLD = "pytest tests/test_golden.py"
+OPT = "pytest tests/test_optim.py tests/test_golden.py"
+FISH = "pytest tests/test_fisher.py tests/test_golden.py"
+TN = "pytest tests/test_tensor_normal.py tests/test_golden.py"
+CHK = "pytest tests/test_checker.py"
+
+
+def PC(*checks: str) -> str:
+    return "proofs_check " + " ".join(checks)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    old: str
+    new: str
+    stage: str  # first command (pytest files or proofs_check checks)
+    wide: str = ""  # second command for a survivor of the first
+    equivalent: str = ""  # reason, if the mutation cannot change any result
+
+
+M = Mutation
+MUTATIONS: list[Mutation] = [
+    # --- TNT and the training loop [code]
+    M("tnt-ef-is-tnt", "tnt_ref/optim/tnt.py", '"data" if empirical else "sampled", hyper)', '"sampled", hyper)', GOLD, OPT),
+    M("warm-start-skipped", "tnt_ref/training.py", 'elif optimizer in ("tnt", "tnt-ef"):', "elif False:", GOLD, OPT),
+    M("warm-start-data-labels", "tnt_ref/training.py", 'ys = yb if opt.stat_labels == "data" else net.loss_fn.sample(z, rng)', "ys = yb", GOLD, OPT),
+    M("per-example-times-m", "tnt_ref/training.py", "net.loss_fn.grad(z, y_stat), per_example=True)", "net.loss_fn.grad(z, y_stat) * m, per_example=True)", GOLD, OPT),
+    M("warm-start-per-example-over-m", "tnt_ref/training.py", "gout if per_example else gout / m", "gout / m", GOLD, OPT),
+    M("tnt-ema-weights-swapped", "tnt_ref/optim/tnt.py", "    m *= 1 - beta\n    m += beta * s", "    m *= beta\n    m += (1 - beta) * s", GOLD, OPT),
+    M("tnt-stats-at-t0", "tnt_ref/optim/tnt.py", "return t % T1 == 0 and (t > 0 or state.n_stats == 0)", "return t % T1 == 0", GOLD, OPT),
+    M("tnt-inverse-schedule-T2-only", "tnt_ref/optim/tnt.py", "return t % (T1 if t < T2 else T2) == 0", "return t % T2 == 0", GOLD, OPT),
+    M("tnt-momentum-ema", "tnt_ref/optim/tnt.py", "v = {k: mu * state.momentum[k] + grads[k] for k in grads}", "v = {k: mu * state.momentum[k] + (1 - mu) * grads[k] for k in grads}", GOLD, OPT),
+    M("tnt-decay-not-scaled", "tnt_ref/optim/tnt.py", "updates[k] = -alpha * gamma * p - alpha * P", "updates[k] = -gamma * p - alpha * P", GOLD, OPT),
+    M("warm-start-sum-not-mean", "tnt_ref/optim/tnt.py", "stats = {k: tuple(s / count for s in total[k]) for k in params}", "stats = {k: tuple(s for s in total[k]) for k in params}", GOLD, OPT),
+    M("estimator-c-power-k", "tnt_ref/tensor_normal.py", "return [s / (c ** (k - 1) * D / d) for s, d in zip(moments, shape)]", "return [s / (c ** k * D / d) for s, d in zip(moments, shape)]", TN, "pytest tests"),
+    M("damping-eps-over-k", "tnt_ref/kronecker.py", "eps_i = [eps] * k", "eps_i = [eps / k] * k", GOLD, "pytest tests/test_kronecker.py tests/test_optim.py"),
+    # --- KFAC (KFC)
+    M("kfc-1-over-T-dropped", "tnt_ref/fisher.py", "return xp.matmul(d2, d2.T) / T, xp.matmul(a2, a2.T)", "return xp.matmul(d2, d2.T), xp.matmul(a2, a2.T)", GOLD, FISH),
+    M("kfac-bias-damping-sqrt", "tnt_ref/optim/kfac.py", "G_inv[b] = xp.linalg.inv(G[w] + lam * xp.eye(G[w].shape[0], dtype=G[w].dtype))", "G_inv[b] = xp.linalg.inv(G[w] + root * xp.eye(G[w].shape[0], dtype=G[w].dtype))", GOLD, OPT),
+    M("kfac-damping-lambda-not-sqrt", "tnt_ref/optim/kfac.py", "root = math.sqrt(lam)", "root = lam", GOLD, OPT),
+    M("kfac-A-not-over-m", "tnt_ref/training.py", 'extra["kfac_stats"][k] = (dd / m, aa / m)', 'extra["kfac_stats"][k] = (dd / m, aa)', GOLD, OPT),
+    M("kfac-ema-swapped", "tnt_ref/optim/kfac.py", "else beta * A[k] + (1 - beta) * kfac_stats[k][1]", "else (1 - beta) * A[k] + beta * kfac_stats[k][1]", GOLD, OPT),
+    # --- Shampoo
+    M("shampoo-root-1-over-k", "tnt_ref/optim/shampoo.py", "return (Q * lam ** (-1.0 / (2 * k_order))) @ Q.T", "return (Q * lam ** (-1.0 / k_order)) @ Q.T", GOLD, OPT),
+    M("shampoo-ema-swapped", "tnt_ref/optim/shampoo.py", "m if first else beta * s + (1 - beta) * m", "m if first else (1 - beta) * s + beta * m", GOLD, OPT),
+    M("shampoo-no-damping", "tnt_ref/optim/shampoo.py", "lam, Q = safe_eigh(L + eps * xp.eye(L.shape[0], dtype=L.dtype), floor=floor)", "lam, Q = safe_eigh(L, floor=floor)", GOLD, OPT),
+    # --- Adam, SGD
+    M("adam-c2-b1", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1 - b1**t, 1 - b1**t", GOLD, OPT),
+    M("adam-no-bias-correction", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1.0, 1.0", GOLD, OPT),
+    M("adam-eps-inside-sqrt", "tnt_ref/optim/adam.py", "(xp.sqrt(n[k] / c2) + eps)", "xp.sqrt(n[k] / c2 + eps)", GOLD, OPT),
+    M("sgd-dampened-momentum", "tnt_ref/optim/sgd.py", "v = {k: mu * state.momentum[k] + grads[k] for k in grads}", "v = {k: mu * state.momentum[k] + (1 - mu) * grads[k] for k in grads}", GOLD, OPT),
+    # --- Fisher ladder, KL, MLE
+    M("ladder-batch-mean-scale-dropped", "tnt_ref/fisher.py", 'approx["tnt-batch-mean"] = batch_size * kron(', 'approx["tnt-batch-mean"] = kron(', GOLD, FISH),
+    M("compare-kl-minus-D-dropped", "tnt_ref/fisher.py", "kl = 0.5 * float(np.sum(M * M) - D + 2", "kl = 0.5 * float(np.sum(M * M) + 2", GOLD, FISH),
+    M("tn-kl-minus-D-dropped", "tnt_ref/tensor_normal.py", "return 0.5 * (tr - D + logdet_v - logdet_u + maha)", "return 0.5 * (tr + logdet_v - logdet_u + maha)", GOLD, TN),
+    M("mle-unnormalized", "tnt_ref/tensor_normal.py", "return MLEResult(factors=_normalize(U),", "return MLEResult(factors=U,", GOLD, TN),
+    M("mode-moments-symmetrize-off", "tnt_ref/optim/tnt.py", "return _mode_moments(stack, symmetrize=False)", "return _mode_moments(stack, symmetrize=True)", GOLD, OPT,
+      equivalent="G_(i) G_(i)^T is symmetric up to round-off; symmetrizing changes entries by ~1e-16 relative, below every tolerance"),
+    # --- proofs_check (the checker's own formulas)
+    M("pc-kappa-hi-eps-1", "proofs_check/assumptions.py", "hi = max(eps ** (-len(s)) if eps > 0", "hi = max(eps ** (-1) if eps > 0", PC("AS.3.softmax", "AS.3.mlp"), CHK),
+    M("pc-kappa-lo-no-eps", "proofs_check/assumptions.py", "lo = min(lo, math.prod(1.0 / (d * (B[name] ** 2 / D) ** (1.0 / k) + eps) for d in s))", "lo = min(lo, math.prod(1.0 / (d * (B[name] ** 2 / D) ** (1.0 / k)) for d in s))", PC("AS.3.softmax", "AS.3.mlp"), CHK),
+    M("pc-kappa-lo-B-not-squared", "proofs_check/assumptions.py", "(B[name] ** 2 / D) ** (1.0 / k) + eps)", "(B[name] / D) ** (1.0 / k) + eps)", PC("AS.3.softmax", "AS.3.mlp"), CHK),
+    M("pc-variant-ascends", "proofs_check/variant.py", 'return {p: params[p] - alpha * step[p] for p in params}', 'return {p: params[p] + alpha * step[p] for p in params}', PC("AS.3.step_oracle"), CHK),
+    M("pc-variant-no-inverse", "proofs_check/variant.py", "return [np.linalg.inv(u + eps * np.eye(u.shape[0])) if eps > 0", "return [(u + eps * np.eye(u.shape[0])) if eps > 0", PC("AS.3.step_oracle"), CHK),
+    M("pc-variant-stats-before", "proofs_check/variant.py", '        if stats == "before":  # Algorithm 1', '        if True:  # Algorithm 1', PC("AS.4.variant"), CHK),
+    M("pc-as3-clip-negative", "proofs_check/assumptions.py", "lam = np.linalg.eigvalsh((H + H.T) / 2)", "lam = np.clip(np.linalg.eigvalsh((H + H.T) / 2), 1e-300, None)", CHK),
+    M("pc-as3-applied-H-transposed", "proofs_check/assumptions.py", "return variant.precondition(np.eye(D), K, tshape, batched=True).T", "return variant.precondition(np.eye(D), K, tshape, batched=True)", CHK, PC("AS.3.softmax", "AS.3.mlp", "AS.3.no_damping"),
+      equivalent="H = kron_i K_i with symmetric K_i is symmetric: H and H^T are the same matrix"),
+    M("pc-as2-mean-not-sum", "proofs_check/assumptions.py", "T = float(np.sum(zs.sum(axis=0) ** 2) / s2.sum())", "T = float(np.sum(zs.mean(axis=0) ** 2) / s2.sum())", PC("AS.2.sampled", "AS.2.biased_sampler"), CHK),
+    M("pc-as2-sigma-over-m-dropped", "proofs_check/assumptions.py", "            s2.append(sigma2 / m)", "            s2.append(sigma2)", PC("AS.2.sampled", "AS.2.biased_sampler"), CHK),
+    M("pc-theorem-sigma2-term-dropped", "proofs_check/theorem.py", "bound = 2 * L * hi**2 * D_f / (N * lo**2) + sigma2 / m", "bound = 2 * L * hi**2 * D_f / (N * lo**2)", PC("theorem1.bound"), CHK),
+    M("pc-theorem-first-term-dropped", "proofs_check/theorem.py", "bound = 2 * L * hi**2 * D_f / (N * lo**2) + sigma2 / m", "bound = sigma2 / m", PC("theorem1.bound"), CHK),
+    M("pc-theorem-kappa-lo-not-squared", "proofs_check/theorem.py", "bound = 2 * L * hi**2 * D_f / (N * lo**2) + sigma2 / m", "bound = 2 * L * hi**2 * D_f / (N * lo) + sigma2 / m", PC("theorem1.bound"), CHK),
+    M("pc-sym-estimator-scale", "tnt_ref/tensor_normal.py", "c = (tau / D) ** (1.0 / k)", "c = (tau / D) ** (1.0 / (k + 1))", PC("sym.estimator_invariants"), TN),
+]
+
+
+def _command(spec: str) -> list[str]:
+    kind, *args = spec.split()
+    if kind == "pytest":
+        return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *args]
+    if kind == "proofs_check":
+        return [sys.executable, "-m", "proofs_check", "--profile", "quick", "--report", "", "--checks", *args]
+    raise ValueError(f"unknown stage kind {kind!r} in {spec!r}")
+
+
+def _copy_tree(dst: Path) -> None:
+    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "tnt-ref-out", ".pytest_cache", ".hypothesis")
+    shutil.copytree(ROOT, dst, ignore=ignore, dirs_exist_ok=True)
+
+
+def run_mutation(mut: Mutation, timeout: float) -> dict:
+    """Apply ``mut`` in a fresh scratch copy, run its stages, report caught/survived and by what."""
+    with tempfile.TemporaryDirectory(prefix="tnt-mut-") as tmp:
+        work = Path(tmp) / "repo"
+        _copy_tree(work)
+        path = work / mut.file
+        src = path.read_text()
+        count = src.count(mut.old)
+        if count != 1:
+            return {"name": mut.name, "status": "invalid", "by": f"snippet found {count} times in {mut.file}", "seconds": 0.0}
+        path.write_text(src.replace(mut.old, mut.new))
+        t0 = time.perf_counter()
+        env = {"PYTHONPATH": str(work), "PATH": "/usr/bin:/bin:" + str(Path(sys.executable).parent), "HOME": tmp,
+               "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        for spec in [mut.stage] + ([mut.wide] if mut.wide else []):
+            try:
+                proc = subprocess.run(_command(spec), cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return {"name": mut.name, "status": "caught", "by": f"{spec} (timeout)", "seconds": time.perf_counter() - t0}
+            if proc.returncode != 0:
+                tail = [ln for ln in proc.stdout.splitlines() if ln.startswith(("FAILED", "ERROR"))
+                        or " fail (expected pass" in ln or " pass (expected fail" in ln]
+                return {"name": mut.name, "status": "caught", "by": spec + (f": {tail[0].strip()}" if tail else f" (exit {proc.returncode})"),
+                        "seconds": time.perf_counter() - t0}
+        return {"name": mut.name, "status": "survived", "by": "", "seconds": time.perf_counter() - t0}
+
+
+def _change(old: str, new: str, width: int = 56) -> str:
+    """``old -> new`` around the first differing character, one line, table-safe."""
+    old, new = (" ".join(x.split()) for x in (old, new))
+    i = 0
+    while i < min(len(old), len(new)) and old[i] == new[i]:
+        i += 1
+    start = max(0, i - 20)
+    cut = lambda x: ("..." if start else "") + x[start : start + width] + ("..." if len(x) > start + width else "")
+    return f"`{cut(old)}` -> `{cut(new)}`".replace("|", "\\|")
+
+
+def markdown(results: list[dict]) -> str:
+    by = {m.name: m for m in MUTATIONS}
+    lines = ["| mutation | file | change | result | caught by / reason |", "|---|---|---|---|---|"]
+    for r in results:
+        m = by[r["name"]]
+        change = _change(m.old, m.new)
+        status = r["status"] + (" (equivalent)" if m.equivalent else "")
+        why = m.equivalent if m.equivalent and r["status"] == "survived" else r["by"]
+        lines.append(f"| `{m.name}` | `{m.file}` | {change} | {status} | {why.replace('|', '/')} |")
+    caught = sum(r["status"] == "caught" for r in results)
+    eq = sum(bool(by[r["name"]].equivalent) for r in results)
+    surv = [r["name"] for r in results if r["status"] != "caught" and not by[r["name"]].equivalent]
+    lines.append("")
+    lines.append(f"{caught} of {len(results)} mutations caught; {eq} marked equivalent; "
+                 f"non-equivalent survivors: {', '.join(surv) if surv else 'none'}.")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", default=None, help="run only these mutations")
+    p.add_argument("--list", action="store_true", help="list the mutations and exit")
+    p.add_argument("--jobs", type=int, default=1, help="mutations in parallel (joblib), each in its own scratch copy")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per stage")
+    p.add_argument("--markdown", default=None, help="write the table to this file")
+    args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1; got {args.jobs}")
+    if args.markdown:
+        out = Path(args.markdown)
+        if not out.parent.is_dir():
+            p.error(f"--markdown: directory {out.parent} does not exist")
+    names = {m.name for m in MUTATIONS}
+    if args.only:
+        bad = [n for n in args.only if n not in names]
+        if bad:
+            p.error(f"unknown mutations {bad}; see --list")
+    if args.list:
+        for m in MUTATIONS:
+            print(f"{m.name:<36} {m.file:<32} {m.stage}")
+        return 0
+    todo = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    results = Parallel(n_jobs=args.jobs, return_as="generator")(delayed(run_mutation)(m, args.timeout) for m in todo)
+    out = []
+    for r in tqdm(results, total=len(todo), desc="mutations", file=sys.stderr):
+        out.append(r)
+        print(f"{r['name']:<36} {r['status']:<9} {r['seconds']:6.1f} s  {r['by']}", flush=True)
+    order = {m.name: i for i, m in enumerate(MUTATIONS)}
+    out.sort(key=lambda r: order[r["name"]])
+    table = markdown(out)
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+    by = {m.name: m for m in MUTATIONS}
+    return 0 if all(r["status"] == "caught" or by[r["name"]].equivalent for r in out) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
