@@ -17,8 +17,8 @@ import numpy as np
 from tnt_ref.data import load_digits
 from tnt_ref.fisher import tensor_shape
 from tnt_ref.models import Sequential, mlp
-from tnt_ref.tensor import _mode_products, mode_products
-from tnt_ref.tensor_normal import mode_moments, tnt_factors_from_moments
+from tnt_ref.tensor import _mode_products, mode_products, unfold
+from tnt_ref.tensor_normal import tnt_factors_from_moments
 
 __all__ = ["flat", "SmallProblem", "softmax_regression", "tanh_mlp", "run_variant", "VariantTrace", "uniform_sampler", "precondition"]
 
@@ -149,13 +149,13 @@ def run_variant(
     # statistics start from one independent batch at x_0 (the warm start)
     idx0 = sampler(rng_batch)
     G = prob.sampled_grad(params, idx0, rng_label)
-    S = {k: mode_moments(G[k].reshape(1, *shapes[k])) for k in params}
+    S = {k: _sample_moments(G[k], shapes[k]) for k in params}
     trace.grad_norms = {k: float(np.linalg.norm(G[k])) for k in params}
     for k in range(N):
         idx = batches[k] if batches is not None else sampler(rng_batch)
         if stats == "before":  # Algorithm 1 with T1 = 1: the current batch enters H_k
             G = prob.sampled_grad(params, idx, rng_label)
-            S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], mode_moments(G[p].reshape(1, *shapes[p])))] for p in params}
+            S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], _sample_moments(G[p], shapes[p]))] for p in params}
             for p in params:
                 trace.grad_norms[p] = max(trace.grad_norms[p], float(np.linalg.norm(G[p])))
         U = {p: tnt_factors_from_moments(S[p]) for p in params}
@@ -172,7 +172,7 @@ def run_variant(
         new = _update(params, step, alpha)
         if stats == "after":  # statistics of batch k enter H_{k+1} only
             G = prob.sampled_grad(params, idx, rng_label)
-            S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], mode_moments(G[p].reshape(1, *shapes[p])))] for p in params}
+            S = {p: [beta * s + (1 - beta) * mm for s, mm in zip(S[p], _sample_moments(G[p], shapes[p]))] for p in params}
             for p in params:
                 trace.grad_norms[p] = max(trace.grad_norms[p], float(np.linalg.norm(G[p])))
         params = new
@@ -181,6 +181,18 @@ def run_variant(
             break
     trace.iterates.append(params)
     return trace
+
+
+def _sample_moments(g, tshape) -> list:
+    """``G_(i) G_(i)^T`` of one sampled gradient block, in IEEE arithmetic.
+
+    Not :func:`tnt_ref.tensor_normal.mode_moments`, which refuses moments that underflow: a run
+    whose gradients shrink below ``1e-154`` (a diverging control, saturated units) must still be
+    recorded, and its statistics are then zero, as the step would compute them.
+    """
+    G = np.reshape(g, tshape)
+    with np.errstate(under="ignore"):
+        return [unfold(G, i) @ unfold(G, i).T for i in range(G.ndim)]
 
 
 def _damped_inverses(us, eps: float) -> list:
