@@ -36,6 +36,7 @@ from .tensor_normal import _mode_moments, mle, tnt_factors, tnt_factors_from_mom
 
 __all__ = [
     "DEFAULT_MAX_BLOCK_BYTES",
+    "AUTO_BLOCK_BYTES",
     "BlockTooLargeError",
     "tensor_shape",
     "exact_fisher_blocks",
@@ -53,6 +54,9 @@ __all__ = [
 #: Largest dense block (bytes) formed unless the caller raises the limit.
 DEFAULT_MAX_BLOCK_BYTES = 1 << 30
 
+
+#: ``exact="auto"`` forms dense blocks up to this size (64 MiB: D <= 2896 in float64).
+AUTO_BLOCK_BYTES = 1 << 26
 
 #: Columns of ``V`` buffered before one product ``V^T V`` is added to the dense blocks.
 _V_BUFFER_BYTES = 1 << 28
@@ -490,7 +494,8 @@ def approximation_ladder(
     forms the ``(D, D)`` block (refused above ``max_block_bytes``); ``"gram"`` never forms it and
     computes the same metrics from ``F = (1/n) V V^T`` (:mod:`tnt_ref.fisher_gram`; biases, whose
     ``D^2`` is within the ``sum d_i^2`` budget, still use their small dense block); ``"auto"``:
-    dense when the block fits in ``max_block_bytes``, gram otherwise. Each row records its
+    dense when the block fits in ``min(max_block_bytes, AUTO_BLOCK_BYTES)`` (64 MiB: beyond it the
+    dense metrics' ``O(D^3)`` factorizations cost more than the gram path), gram otherwise. Each row records its
     ``exact_path``. ``methods`` restricts the ladder (default :data:`METHODS`); ``log`` is called
     with one progress line per layer and stage.
     """
@@ -517,7 +522,7 @@ def approximation_ladder(
     path = {}
     for nm in names:
         D = math.prod(shapes[nm])
-        fits = D * D * (8 if params[nm].dtype == xp.float64 else 4) <= max_block_bytes
+        fits = D * D * (8 if params[nm].dtype == xp.float64 else 4) <= min(max_block_bytes, AUTO_BLOCK_BYTES)
         path[nm] = "dense" if exact == "dense" or (exact == "auto" and fits) or len(shapes[nm]) == 1 else "gram"
     dense_names = [nm for nm in names if path[nm] == "dense"]
     gram_names = [nm for nm in names if path[nm] == "gram"]
