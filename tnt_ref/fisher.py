@@ -671,8 +671,8 @@ def _sum_moments(g, tshape, n: int) -> list:
         S1 = xp.matmul((d * xp.sum(a * a, axis=1, keepdims=True)).T, d)
         S2 = xp.matmul((a * xp.sum(d * d, axis=1, keepdims=True)).T, a)
         return [(S1 + S1.T) / 2, (S2 + S2.T) / 2]
-    Gt = xp_reshape = _flat(g, n)
-    xp = get_namespace(Gt)
-    Gt = xp.reshape(xp_reshape, (n, *tshape))
+    Gf = _flat(g, n)  # (n, D)
+    xp = get_namespace(Gf)
+    Gt = xp.reshape(Gf, (n, *tshape))  # (n, d_1, ..., d_k)
     ms = _mode_moments(Gt)
     return [m * n for m in ms] if n > 1 else ms
