@@ -36,6 +36,7 @@ from .tensor_normal import _mode_moments, mle, tnt_factors, tnt_factors_from_mom
 
 __all__ = [
     "DEFAULT_MAX_BLOCK_BYTES",
+    "AUTO_BLOCK_BYTES",
     "BlockTooLargeError",
     "tensor_shape",
     "exact_fisher_blocks",
@@ -52,6 +53,13 @@ __all__ = [
 
 #: Largest dense block (bytes) formed unless the caller raises the limit.
 DEFAULT_MAX_BLOCK_BYTES = 1 << 30
+
+
+#: ``exact="auto"`` forms dense blocks up to this size (64 MiB: D <= 2896 in float64).
+AUTO_BLOCK_BYTES = 1 << 26
+
+#: Columns of ``V`` buffered before one product ``V^T V`` is added to the dense blocks.
+_V_BUFFER_BYTES = 1 << 28
 
 
 class BlockTooLargeError(ValueError):
@@ -154,6 +162,7 @@ def _expectation_pass(
     closed_form: bool = True,
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
     chunk: int = 256,
+    block_names: Iterable[str] | None = None,
 ) -> dict:
     """One pass over the pseudo-gradients ``J^T s_c`` of every input and column ``c`` of ``S``
     (``Lambda = S S^T``: the exact expectation over labels), accumulating what is asked for:
@@ -161,21 +170,32 @@ def _expectation_pass(
     for linear weights), and KFAC's ``(G, A)``. Trusts its inputs (the public functions validate)."""
     xp = get_namespace(X)
     n = X.shape[0]
-    F = _zero_blocks(net, params, names, max_block_bytes, xp) if blocks else {}
+    F = _zero_blocks(net, params, names if block_names is None else list(block_names), max_block_bytes, xp) if blocks else {}
     shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
     S = {nm: [xp.zeros((d, d), dtype=params[nm].dtype) for d in shapes[nm]] for nm in names} if moments else {}
     weights = [nm for nm in names if len(net.param_shapes[nm]) in (2, 4)] if kfac else []
     G: dict = {}
     A: dict = {}
     mode = "factored" if (kfac or (moments and closed_form)) else True
+    block_names = set(names if block_names is None else block_names) if blocks else set()
+    cols: dict = {nm: [] for nm in block_names}  # pending columns of V, (nb, D) per chunk and output column
+    pending = 0  # bytes in cols
+
+    def flush():
+        for nm in block_names:  # the block as one product V V^T (SYRK), not one per column
+            if cols[nm]:
+                V = xp.concat(cols[nm], axis=0)  # (rows, D)
+                F[nm] = F[nm] + xp.matmul(V.T, V)
+                cols[nm] = []
+
     for sl in _chunks(n, chunk):
         nb = sl.stop - sl.start
         for c, gd in enumerate(net.fisher_pseudo_grads(params, X[sl, ...], per_example=mode)):
             for nm in names:
                 g = gd[nm]
-                if blocks:
-                    Gf = _flat(g, nb)  # (nb, D)
-                    F[nm] = F[nm] + xp.matmul(Gf.T, Gf)
+                if nm in block_names:
+                    cols[nm].append(_flat(g, nb))  # (nb, D)
+                    pending += nb * math.prod(net.param_shapes[nm]) * 8
                 if moments:
                     if closed_form and isinstance(g, OuterGrad) and g.delta.shape[2] == 1 and len(shapes[nm]) == 2:
                         d = xp.reshape(g.delta, (nb, -1))  # (nb, out)
@@ -190,6 +210,10 @@ def _expectation_pass(
                     G[nm] = G.get(nm, 0) + dd
                     if c == 0:  # A does not depend on the label
                         A[nm] = A.get(nm, 0) + aa
+        if pending > _V_BUFFER_BYTES:
+            flush()
+            pending = 0
+    flush()
     return {
         "blocks": {nm: f / n for nm, f in F.items()},
         "moments": {nm: [s / n for s in S[nm]] for nm in S},
@@ -361,13 +385,11 @@ def kfac_sums(g: OuterGrad):
 
 
 def _mle_block(F, tshape, damping: float):
-    """``kron`` of the KL projection of ``F`` (of ``F + damping I`` if the undamped one is singular)."""
+    """Factors of the KL projection of ``F`` (of ``F + damping I`` if the undamped one is singular), ``k >= 2``."""
     D = F.shape[0]
-    if len(tshape) == 1:
-        return F.copy()  # k = 1: every SPD matrix is in the family, the projection is F itself
     for ridge in (0.0, damping):
         try:
-            return kron(*mle(covariance=F + ridge * np.eye(D), shape=tshape, tol=1e-10, max_iter=100).factors)
+            return mle(covariance=F + ridge * np.eye(D), shape=tshape, tol=1e-10, max_iter=100).factors
         except (ValueError, np.linalg.LinAlgError):
             continue
     raise ValueError(f"the tensor-normal MLE of a block of shape {tshape} failed even with damping {damping}.")
@@ -438,6 +460,10 @@ def approximation_ladder(
     n_mc: int = 8,
     names: Iterable[str] | None = None,
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+    exact: str = "dense",
+    max_v_bytes: int | None = None,
+    methods: Iterable[str] | None = None,
+    log=None,
 ) -> LadderResult:
     """Every Kronecker approximation of each exact Fisher block, with metrics (spec sections 4, 5).
 
@@ -463,61 +489,190 @@ def approximation_ladder(
         ``diag(F)`` (Adam-like).
 
     Metrics by :func:`compare_to_exact` with ``g`` the mini-batch gradient on ``(X, y)``.
+
+    ``exact`` chooses how the exact block enters the metrics, per parameter tensor: ``"dense"``
+    forms the ``(D, D)`` block (refused above ``max_block_bytes``); ``"gram"`` never forms it and
+    computes the same metrics from ``F = (1/n) V V^T`` (:mod:`tnt_ref.fisher_gram`; biases, whose
+    ``D^2`` is within the ``sum d_i^2`` budget, still use their small dense block); ``"auto"``:
+    dense when the block fits in ``min(max_block_bytes, AUTO_BLOCK_BYTES)`` (64 MiB: beyond it the
+    dense metrics' ``O(D^3)`` factorizations cost more than the gram path), gram otherwise. Each row records its
+    ``exact_path``. ``methods`` restricts the ladder (default :data:`METHODS`); ``log`` is called
+    with one progress line per layer and stage.
     """
+    from . import fisher_gram as fg  # noqa: PLC0415
+
     check_positive(damping, "damping")
+    if exact not in ("dense", "gram", "auto"):
+        raise ValueError(f"`exact` must be 'dense', 'gram' or 'auto'; got exact={exact!r}.")
+    methods = tuple(METHODS if methods is None else methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown `methods` {bad}; valid: {list(METHODS)}.")
+    if not isinstance(n_mc, int) or n_mc < 1:
+        raise ValueError(f"`n_mc` must be a positive int; got n_mc={n_mc!r}.")
     _validate(net, params, X, y)
     names = _names(net, names)
     n = X.shape[0]
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int; got batch_size={batch_size!r}.")
+    max_v_bytes = fg.DEFAULT_MAX_V_BYTES if max_v_bytes is None else int(max_v_bytes)
     xp = get_namespace(X)
-    exact = _expectation_pass(net, params, X, names, blocks=True, moments=True, kfac=True, conv_modes=conv_modes,
-                              max_block_bytes=max_block_bytes)  # one pass over the label expectation
-    F_all, moments, kfac = exact["blocks"], exact["moments"], exact["kfac"]
-    emp = net.per_example_grads(params, X, y)  # data labels, (n, *shape)
-    grad = {k: xp.mean(v, axis=0) for k, v in emp.items()}  # the mini-batch gradient: their mean
-    # sampled-label statistics
-    per_ex = {nm: [] for nm in names}
-    batch = {nm: [] for nm in names}
+    say = log if log is not None else (lambda msg: None)
+    shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
+    path = {}
+    for nm in names:
+        D = math.prod(shapes[nm])
+        fits = D * D * (8 if params[nm].dtype == xp.float64 else 4) <= min(max_block_bytes, AUTO_BLOCK_BYTES)
+        path[nm] = "dense" if exact == "dense" or (exact == "auto" and fits) or len(shapes[nm]) == 1 else "gram"
+    dense_names = [nm for nm in names if path[nm] == "dense"]
+    gram_names = [nm for nm in names if path[nm] == "gram"]
+    say(f"exact pass: mode moments, KFAC factors{', dense blocks of ' + str(dense_names) if dense_names else ''}")
+    exact_stats = _expectation_pass(net, params, X, names, blocks=bool(dense_names), moments=True, kfac=True,
+                                    conv_modes=conv_modes, max_block_bytes=max_block_bytes, block_names=dense_names)
+    F_all, moments, kfac = exact_stats["blocks"], exact_stats["moments"], exact_stats["kfac"]
+    lowrank = {}
+    if gram_names:
+        say(f"gram pass: V of {gram_names}")
+        lowrank = fg.lowrank_blocks(net, params, X, gram_names, conv_modes=conv_modes, max_v_bytes=max_v_bytes, log=say)
+    # data-label gradients (Shampoo's statistics and the mini-batch gradient g), factored
+    emp = net.per_example_grads_factored(params, X, y)
+    grad = {nm: _mean_grad(emp[nm], n, net.param_shapes[nm]) for nm in names}
+    L_emp = {nm: [s / n for s in _sum_moments(emp[nm], shapes[nm], n)] for nm in names}
+    del emp
+    # sampled-label statistics, accumulated as mode-moment sums (never the per-example stack)
+    per_ex = {nm: [0.0] * len(shapes[nm]) for nm in names}
+    batch = {nm: [0.0] * len(shapes[nm]) for nm in names}
+    n_batches = 0
+    say(f"sampled labels: {n_mc} draws per input, mini-batches of {batch_size}")
     for _ in range(n_mc):
         y_s = net.sample_labels(params, X, rng)
-        ge = net.per_example_grads(params, X, y_s)
+        ge = net.per_example_grads_factored(params, X, y_s)
         for nm in names:
-            per_ex[nm].append(to_numpy(ge[nm]))
+            per_ex[nm] = [a + b for a, b in zip(per_ex[nm], _sum_moments(ge[nm], shapes[nm], n))]
+        del ge
         perm = rng.permutation(n)
         for b in range(n // batch_size):
             idx = xp.asarray(perm[b * batch_size : (b + 1) * batch_size])
             Xb = xp.take(X, idx, axis=0)
             _, gb = net._loss_and_grad(params, Xb, net.sample_labels(params, Xb, rng))
             for nm in names:
-                batch[nm].append(to_numpy(gb[nm]))
+                batch[nm] = [a + b_ for a, b_ in zip(batch[nm], _sum_moments(gb[nm][None], shapes[nm], 1))]
+            n_batches += 1
     out = LadderResult()
     for nm in names:
-        shape = net.param_shapes[nm]
-        tshape = tensor_shape(shape, conv_modes)
-        k, D = len(tshape), math.prod(tshape)
-        F = np.asarray(to_numpy(F_all[nm]), dtype=np.float64)
-        approx: dict[str, np.ndarray] = {}
-        approx["tnt-exact"] = kron(*[to_numpy(u) for u in tnt_factors_from_moments(moments[nm])])
-        approx["tnt-per-example"] = kron(*tnt_factors(np.concatenate(per_ex[nm]).reshape(-1, *tshape)))
-        if batch[nm]:
-            approx["tnt-batch-mean"] = batch_size * kron(*tnt_factors(np.stack(batch[nm]).reshape(-1, *tshape)))
-        approx["mle"] = _mle_block(F, tshape, damping)
-        approx["frobenius"] = kron(*frobenius_kron_fit(F, tshape))
+        shape, tshape = net.param_shapes[nm], shapes[nm]
+        k = len(tshape)
+        say(f"{nm} {tuple(shape)}: {path[nm]} metrics")
+        blk = lowrank.get(nm)
+        F = np.asarray(to_numpy(F_all[nm]), dtype=np.float64) if blk is None else None
+        g = np.asarray(to_numpy(grad[nm]), dtype=np.float64).reshape(-1)
+        approx: dict = {}
+        approx["tnt-exact"] = ("kron", [to_numpy(u) for u in tnt_factors_from_moments(moments[nm])])
+        approx["tnt-per-example"] = ("kron", _host(tnt_factors_from_moments([s / (n * n_mc) for s in per_ex[nm]])))
+        if n_batches:
+            U = _host(tnt_factors_from_moments([s / n_batches for s in batch[nm]]))
+            approx["tnt-batch-mean"] = ("kron", [batch_size * U[0], *U[1:]])
+        if "mle" in methods:
+            if k == 1:
+                approx["mle"] = ("dense", F)  # k = 1: every SPD matrix is in the family
+            else:
+                approx["mle"] = ("kron", _mle_block(F, tshape, damping) if blk is None else fg.mle_lowrank(blk, damping))
+        if "frobenius" in methods:
+            if k == 1:
+                approx["frobenius"] = ("dense", F)
+            else:
+                approx["frobenius"] = ("kron", _frobenius_dense(F, tshape) if blk is None else fg.frobenius_fit_lowrank(blk))
         if nm in kfac:
-            approx["kfac"] = kron(*[to_numpy(m) for m in kfac[nm]])
-        elif len(shape) == 1:
-            approx["kfac"] = F.copy()
-        L = _mode_moments(np.asarray(to_numpy(emp[nm])).reshape(-1, *tshape))
-        sh = kron(*[_matrix_power_psd(li, 1.0 / k) for li in L])
-        approx["shampoo"] = sh * (np.trace(F) / np.trace(sh)) if np.trace(sh) > 0 else sh
-        approx["diagonal"] = np.diag(np.diag(F))
-        g = to_numpy(grad[nm]).reshape(-1)
-        out.spectra[nm] = {"exact": np.sort(np.linalg.eigvalsh(F))[::-1]}
-        for method in METHODS:
+            approx["kfac"] = ("kron", [to_numpy(m) for m in kfac[nm]])
+        elif k == 1:
+            approx["kfac"] = ("dense", F)
+        L = _host(L_emp[nm])
+        sh = [_matrix_power_psd(li, 1.0 / k) for li in L]
+        tr_sh = math.prod(float(np.trace(u)) for u in sh)
+        tr_F = float(np.trace(F)) if blk is None else float(np.sum(blk.diag()))
+        approx["shampoo"] = ("kron", [sh[0] * (tr_F / tr_sh), *sh[1:]] if tr_sh > 0 else sh)
+        approx["diagonal"] = ("diag", np.diag(F).copy() if blk is None else blk.diag().reshape(-1))
+        if blk is None:
+            out.spectra[nm] = {"exact": _top(np.linalg.eigvalsh(F))}
+        else:
+            ex = fg.exact_side(blk, g, damping, n_spectrum=_N_SPECTRUM)
+            out.spectra[nm] = {"exact": ex.spectrum}
+        for method in methods:
             if method not in approx:
                 continue
-            Fh = approx[method]
-            row = {"layer": nm, "shape": list(shape), "tensor_shape": list(tshape), "method": method}
-            row.update(compare_to_exact(F, Fh, g, damping))
+            kind, val = approx[method]
+            row = {"layer": nm, "shape": list(shape), "tensor_shape": list(tshape), "method": method,
+                   "exact_path": path[nm]}
+            if blk is None:
+                row.update(compare_to_exact(F, _dense_of(kind, val), g, damping))
+            else:
+                row.update(fg.lowrank_metrics(blk, ex, (kind, val), g, damping))
             out.rows.append(row)
-            out.spectra[nm][method] = np.sort(np.linalg.eigvalsh((Fh + Fh.T) / 2))[::-1]
+            out.spectra[nm][method] = _spectrum_of(kind, val)
     return out
+
+
+#: Spectra keep the largest this many eigenvalues (all of them for the small models' blocks).
+_N_SPECTRUM = 2048
+
+
+def _top(lam, k: int = _N_SPECTRUM):
+    lam = np.sort(np.asarray(lam, dtype=np.float64).reshape(-1))[::-1]
+    return lam[:k]
+
+
+def _spectrum_of(kind, val):
+    if kind == "kron":
+        lam = np.ones(())
+        for u in val:
+            lam = np.multiply.outer(lam, np.linalg.eigvalsh((u + u.T) / 2))
+        return _top(lam)
+    if kind == "diag":
+        return _top(val)
+    return _top(np.linalg.eigvalsh((val + val.T) / 2))
+
+
+def _dense_of(kind, val):
+    if kind == "kron":
+        return kron(*val)
+    if kind == "diag":
+        return np.diag(np.asarray(val).reshape(-1))
+    return val
+
+
+def _frobenius_dense(F, tshape):
+    """:func:`frobenius_kron_fit`, with the ``k >= 3`` power iteration run to ``1e-15`` (its default
+    ``1e-13`` on the singular value leaves the factors ~1e-8 from the optimum)."""
+    return frobenius_kron_fit(F, tshape, tol=1e-15, max_iter=2000) if len(tshape) >= 3 else frobenius_kron_fit(F, tshape)
+
+
+def _host(mats):
+    return [np.asarray(to_numpy(m), dtype=np.float64) for m in mats]
+
+
+def _mean_grad(g, n: int, shape):
+    """The mean of per-example gradients (array or :class:`OuterGrad`): the mini-batch gradient."""
+    if isinstance(g, OuterGrad):
+        xp = get_namespace(g.delta)
+        _, out, T = g.delta.shape
+        d2 = xp.reshape(xp.permute_dims(g.delta, (1, 0, 2)), (out, n * T))  # (out, n T)
+        a2 = xp.reshape(xp.permute_dims(g.a, (1, 0, 2)), (g.a.shape[1], n * T))  # (in, n T)
+        return xp.reshape(xp.matmul(d2, a2.T), tuple(shape)) / n
+    return get_namespace(g).mean(g, axis=0)
+
+
+def _sum_moments(g, tshape, n: int) -> list:
+    """``sum_x G_(i) G_(i)^T`` for per-example gradients (array ``(n, *shape)`` or :class:`OuterGrad`);
+    closed form ``(sum ||a||^2 delta delta^T, sum ||delta||^2 a a^T)`` for linear weights [derived]."""
+    if isinstance(g, OuterGrad) and g.delta.shape[2] == 1 and len(tshape) == 2:
+        xp = get_namespace(g.delta)
+        d = xp.reshape(g.delta, (n, -1))  # (n, out)
+        a = xp.reshape(g.a, (n, -1))  # (n, in)
+        S1 = xp.matmul((d * xp.sum(a * a, axis=1, keepdims=True)).T, d)
+        S2 = xp.matmul((a * xp.sum(d * d, axis=1, keepdims=True)).T, a)
+        return [(S1 + S1.T) / 2, (S2 + S2.T) / 2]
+    Gf = _flat(g, n)  # (n, D)
+    xp = get_namespace(Gf)
+    Gt = xp.reshape(Gf, (n, *tshape))  # (n, d_1, ..., d_k)
+    ms = _mode_moments(Gt)
+    return [m * n for m in ms] if n > 1 else ms

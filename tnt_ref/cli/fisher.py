@@ -21,10 +21,15 @@ def _cmd_fisher(args) -> int:
     for model in models:
         t0 = time.perf_counter()
         print(f"[{model}] exact block Fisher and its Kronecker approximations on {args.n} digits ...", flush=True)
-        res = fisher_study(model, n=args.n, damping=args.damping, seed=args.seed, conv_modes=args.conv_modes)
-        print(f"{'layer':<14} {'method':<16} {'rel. error':>10} {'KL':>10} {'cos(dir)':>9}")
+        def log(msg, t0=t0, model=model):
+            print(f"  [{model} {time.perf_counter() - t0:7.1f} s] {msg}", flush=True)
+
+        res = fisher_study(model, n=args.n, damping=args.damping, seed=args.seed, conv_modes=args.conv_modes,
+                           exact=args.exact, log=log)
+        print(f"{'layer':<14} {'method':<16} {'rel. error':>10} {'KL':>10} {'cos(dir)':>9} {'exact':>6}")
         for r in res["rows"]:
-            print(f"{r['layer']:<14} {r['method']:<16} {r['rel_error']:>10.3g} {r['kl']:>10.3g} {r['cosine']:>9.4f}")
+            print(f"{r['layer']:<14} {r['method']:<16} {r['rel_error']:>10.3g} {r['kl']:>10.3g} {r['cosine']:>9.4f}"
+                  f" {r['exact_path']:>6}")
         js = atomic_write_json(out / f"fisher_{model}.json", res)
         fig = plot_ladder(res["rows"], res["spectra"], out / f"fisher_{model}.png", title=f"{model} on digits, n={args.n}")
         print(f"wrote {js} and {fig} ({time.perf_counter() - t0:.1f} s)\n", flush=True)
@@ -33,7 +38,10 @@ def _cmd_fisher(args) -> int:
 
 def add_parsers(sub) -> None:
     fis = sub.add_parser("fisher", help="compare every Kronecker approximation with the exact block Fisher")
-    fis.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
+    fis.add_argument("--model", choices=["mlp", "cnn", "autoencoder-wide", "both"], default="both",
+                     help="both = mlp and cnn")
+    fis.add_argument("--exact", choices=["dense", "gram", "auto"], default="auto",
+                     help="exact block: dense (D x D), gram (block-free, from V^T V), auto (dense when it fits)")
     fis.add_argument("--n", type=positive_int, default=300, help="number of digits images (2..1497)")
     fis.add_argument("--damping", type=positive_float, default=1e-3)
     fis.add_argument("--conv-modes", type=int, choices=[2, 3, 4], default=3, help="conv kernels as 2-, 3- or 4-way tensors")
