@@ -54,7 +54,7 @@ __all__ = ["TightQuadratic", "tight_constants", "observed_gradnorm", "bound_valu
 #: Filled by the last :func:`tight_study` (the report's table).
 TIGHT_RESULTS: dict = {}
 
-EPS = 100.0  # damping: kappa_lo / kappa_hi = 0.9335 for shape (3, 4), L = a = 1
+EPS = 100.0  # damping: kappa_lo / kappa_hi = 0.9335 for shape (3, 4), L a = 1 (L = 2, a = 1/2: powers of L show)
 
 
 class TightQuadratic:
@@ -74,7 +74,7 @@ class TightQuadratic:
         Added to every mini-batch gradient: noise with a non-zero mean (breaks AS.2).
     """
 
-    def __init__(self, shape=(3, 4), n: int = 64, L: float = 1.0, a: float = 1.0, x1_scale: float = 3.0,
+    def __init__(self, shape=(3, 4), n: int = 64, L: float = 2.0, a: float = 0.5, x1_scale: float = 3.0,
                  bias=None, seed: int = 0):
         if n < 2 or n % 2:
             raise ValueError(f"`n` must be an even int >= 2 (antithetic pairs); got n={n!r}.")
