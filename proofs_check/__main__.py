@@ -1,28 +1,68 @@
-"""``python -m proofs_check``: run the theory checks, print the table, write the report and JSON."""
+"""``python -m proofs_check``: run the theory checks, print the table, write the report and JSON.
+
+Output goes where it is told: the report (and its figures) to ``--out`` (default
+``tnt-ref-out/theory/``) or to ``--report PATH``; nothing is written into ``docs/`` unless a path
+there is given. Every output path is validated before the first check runs (exit code 2, naming
+the flag).
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
+
+from tnt_ref.files import OutputPathError, prepare_output_dir
 
 from .registry import CHECKS, PROFILES, run_checks
 from .report import print_table, write_json, write_report
 
+DEFAULT_OUT = "tnt-ref-out/theory"
+REPORT_NAME = "theory-report.md"
+
+
+def _check_file_path(path: str, flag: str) -> Path:
+    """The folder of ``path`` exists (or is created) and is writable, and ``path`` is not a folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"`{flag}` {path!r} is an existing folder; give a file path.")
+    prepare_output_dir(p.parent if str(p.parent) else ".", flag)
+    return p
+
 
 def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") -> int:
-    p = argparse.ArgumentParser(prog=prog, description="Check the TNT paper's theory: symbolic identities, AS.1-AS.4, Theorem 1.")
-    p.add_argument("--profile", choices=PROFILES, default="full", help="quick (CI, seconds) or full (minutes)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog=prog, description="Check the TNT paper's theory: symbolic identities, AS.1-AS.4, "
+                                "Theorem 1 (softmax study, tight instance and its controls), the tensor-normal assumption.")
+    p.add_argument("--profile", choices=PROFILES, default="full", help="quick (CI, about a minute) or full (minutes)")
     p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
-    p.add_argument("--report", default="docs/theory-report.md", help="markdown report path ('' for none)")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"folder for the report and its figures (default {DEFAULT_OUT}/; the report is {REPORT_NAME})")
+    p.add_argument("--report", default=None,
+                   help="markdown report path, overriding --out (figures go beside it); '' for no report")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     args = p.parse_args(argv)
-    from . import assumptions, symbolic, theorem  # noqa: F401  (register)
 
     if args.list:
         for name, c in CHECKS.items():
             print(f"{name:<32} [{c.tag}] {c.kind:<17} expected {c.expected}: {c.claim}")
         return 0
+    # validate every output path at the door, before any check runs
+    try:
+        if args.report is None:
+            report = prepare_output_dir(args.out, "--out") / REPORT_NAME
+        elif args.report == "":
+            report = None
+        else:
+            report = _check_file_path(args.report, "--report")
+        if args.json:
+            _check_file_path(args.json, "--json")
+    except OutputPathError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    command = " ".join([prog, *map(shlex.quote, argv)])
     try:
         results = run_checks(args.checks, profile=args.profile,
                              log=lambda r: print(f"  {r.name:<32} {r.status} (expected {r.expected}, {r.seconds:.1f} s)", flush=True))
@@ -33,8 +73,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
     print_table(results)
     if args.json:
         print(f"wrote {write_json(args.json, results)}")
-    if args.report:
-        print(f"wrote {write_report(args.report, results, args.profile, prog + ' ' + ' '.join(argv or sys.argv[1:]))}")
+    if report is not None:
+        print(f"wrote {write_report(report, results, args.profile, command)}")
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -1,6 +1,12 @@
 """The check registry: every check has a name, the claim it tests, the spec tag, a kind and the
 result it is expected to give. A negative control is expected to *fail*; the suite passes exactly
-when every check's status equals its expected result."""
+when every check's status equals its expected result.
+
+Registration flows one way: the check modules (``symbolic``, ``assumptions``, ``theorem``,
+``tight``, ``separability``) import :func:`register` from here, and the package's ``__init__``
+imports the check modules. This module imports none of them, so importing ``proofs_check`` (or
+any of its modules: Python runs the package ``__init__`` first) registers every check exactly once.
+"""
 
 from __future__ import annotations
 
@@ -68,8 +74,6 @@ def register(name: str, claim: str, tag: str, kind: str, expected: str = "pass")
 
 def run_checks(names: list[str] | None = None, profile: str = "quick", log=None) -> list[CheckResult]:
     """Run the named checks (all by default) under ``profile``; never raises for a failing check."""
-    from . import assumptions, symbolic, theorem  # noqa: F401,PLC0415  (registers the checks)
-
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {list(PROFILES)}.")
     if names:

@@ -9,6 +9,15 @@ Every constant is valid a priori on softmax regression: ``L`` from the closed fo
 from the a priori gradient bound (:func:`proofs_check.variant.softmax_regression`),
 ``D_f = f(x_1) - 0`` (cross-entropy is non-negative), and ``sigma^2 <= max_i ||g_i - grad f||^2
 <= (2 max ||g_i||)^2`` with ``||g_i|| <= sqrt(2 (||x_i||^2 + 1))``.
+
+This study is loose by three to five orders of magnitude (``(kappa_hi / kappa_lo)^2`` in the first
+term, the a priori ``sigma^2`` in the second); :mod:`proofs_check.tight` holds the tight instance.
+Output indexing: ``x_1`` is the initial point (``trace.iterates[0]``), ``R`` uniform on ``1..N``
+picks ``trace.iterates[R - 1]``, as in the proof (``D_f = f(x_1) - f_low``).
+
+Observation, not a check: at the theory's step the observed value does not decay like the bound's
+``1/N`` term at these ``N`` (``decay`` in the measured values: ratio of the observed values at the
+largest and smallest ``N`` beside the ratio ``N_min / N_max``).
 """
 
 from __future__ import annotations
@@ -47,8 +56,8 @@ def theorem_study(profile: str, eps: float = 1.0) -> dict:
         vals = []
         for s in range(seeds):
             tr = run_variant(prob, N=N, m=m, alpha=step, eps=eps, seed=1000 * s + N + m)
-            R = int(np.random.default_rng(s).integers(1, N + 1))  # uniform on 1..N
-            vals.append(float(np.sum(flat(prob.grad(tr.iterates[R])) ** 2)))
+            R = int(np.random.default_rng(s).integers(1, N + 1))  # uniform on 1..N; x_R = iterates[R - 1]
+            vals.append(float(np.sum(flat(prob.grad(tr.iterates[R - 1])) ** 2)))
         return float(np.mean(vals)), float(np.std(vals) / math.sqrt(len(vals)))
 
     # the usual safe step for an L-smooth f with H <= kappa_hi I, for comparison only (not the theorem's)
@@ -74,21 +83,15 @@ def theorem1(profile):
     res = theorem_study(profile)
     ok = all(r["observed"] + 2 * r["se"] <= r["bound"] for r in res["rows"])
     res["min_looseness"] = min(r["looseness"] for r in res["rows"])
+    res["max_looseness"] = max(r["looseness"] for r in res["rows"])
+    res["decay"] = _decay(res["rows"])
     return ok, res
 
 
-@register("theorem1.one_over_N_decay",
-          "at the theory's step kappa_lo/(L kappa_hi^2) the observed E||grad f(x_R)||^2 decays like the bound's 1/N term "
-          "(must fail: that step is too conservative for the decay to show at these N)",
-          "reconstructed", "negative-control", expected="fail")
-def theorem1_decay(profile):
-    res = THEOREM_RESULTS if THEOREM_RESULTS else theorem_study(profile)
-    ratios = {}
-    ok = True
-    for m in sorted({r["m"] for r in res["rows"]}):
-        rs = sorted((r for r in res["rows"] if r["m"] == m), key=lambda r: r["N"])
-        obs_ratio = rs[-1]["observed"] / rs[0]["observed"]
-        rate_ratio = rs[0]["N"] / rs[-1]["N"]
-        ratios[f"m={m}"] = {"observed_ratio": obs_ratio, "1/N_ratio": rate_ratio}
-        ok = ok and obs_ratio <= 2 * rate_ratio
-    return ok, ratios
+def _decay(rows) -> dict:
+    """Per ``m``: observed at the largest ``N`` over observed at the smallest, beside ``N_min / N_max``."""
+    out = {}
+    for m in sorted({r["m"] for r in rows}):
+        rs = sorted((r for r in rows if r["m"] == m), key=lambda r: r["N"])
+        out[f"m={m}"] = {"observed_ratio": rs[-1]["observed"] / rs[0]["observed"], "1/N_ratio": rs[0]["N"] / rs[-1]["N"]}
+    return out

@@ -121,6 +121,7 @@ def run_variant(
     sampler: Callable | None = None,
     batches: list | None = None,
     record: bool = True,
+    choose_inverses: Callable | None = None,
 ) -> VariantTrace:
     """Run ``N`` steps of the convergent variant; ``batches`` fixes the mini-batch of each step.
 
@@ -130,6 +131,10 @@ def run_variant(
 
     ``eps = 0`` is allowed here (AS.3's negative control): the inverses are then plain inverses of
     possibly singular factors (infinite where ``inv`` fails).
+
+    ``choose_inverses(k, params, g, K) -> K'`` (default none) replaces the factor inverses of
+    ``H_k`` *after* ``g_k`` is drawn, so ``H_k`` may depend on ``g_k``: AS.4's negative control on
+    the tight instance (:mod:`proofs_check.tight`). ``trace.inverses`` then records ``K'``.
     """
     n = prob.n
     if not isinstance(N, int) or N < 1:
@@ -161,6 +166,8 @@ def run_variant(
         U = {p: tnt_factors_from_moments(S[p]) for p in params}
         K = {p: _damped_inverses(U[p], eps) for p in params}
         g = prob.grad(params, idx)
+        if choose_inverses is not None:  # H_k chosen from the current g_k: breaks AS.4 on purpose
+            K = choose_inverses(k, params, g, K)
         step = {p: precondition(g[p], K[p], shapes[p]) for p in params}  # H_k g_k, block by block
         if record:
             trace.iterates.append(params)
