@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tnt_ref.files import OutputPathError, prepare_output_dir
 
-from .registry import CHECKS, PROFILES, run_checks
-from .report import print_table, write_json, write_report
+from . import load_checks, run_checks
+from .registry import PROFILES
 
 DEFAULT_OUT = "tnt-ref-out/theory"
 REPORT_NAME = "theory-report.md"
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
     args = p.parse_args(argv)
 
     if args.list:
-        for name, c in CHECKS.items():
+        for name, c in load_checks().items():
             print(f"{name:<32} [{c.tag}] {c.kind:<17} expected {c.expected}: {c.claim}")
         return 0
     # validate every output path at the door, before any check runs
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     command = " ".join([prog, *map(shlex.quote, argv)])
+    from .report import print_table, write_json, write_report  # noqa: PLC0415  (after the door check)
+
     try:
         results = run_checks(args.checks, profile=args.profile,
                              log=lambda r: print(f"  {r.name:<32} {r.status} (expected {r.expected}, {r.seconds:.1f} s)", flush=True))

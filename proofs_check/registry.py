@@ -3,9 +3,10 @@ result it is expected to give. A negative control is expected to *fail*; the sui
 when every check's status equals its expected result.
 
 Registration flows one way: the check modules (``symbolic``, ``assumptions``, ``theorem``,
-``tight``, ``separability``) import :func:`register` from here, and the package's ``__init__``
-imports the check modules. This module imports none of them, so importing ``proofs_check`` (or
-any of its modules: Python runs the package ``__init__`` first) registers every check exactly once.
+``tight``, ``separability``) import :func:`register` from here, and
+:func:`proofs_check.load_checks` imports the check modules (Python imports each once, so every
+check registers exactly once). This module imports none of them. :func:`run_checks` here runs
+what is registered; ``proofs_check.run_checks`` loads every check module first.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from proofs_check import assumptions, variant
-from proofs_check.registry import run_checks
+from proofs_check import run_checks
 
 
 def _one(name):

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from proofs_check.__main__ import main
-from proofs_check.registry import CHECKS, run_checks
+from proofs_check import CHECKS, load_checks, run_checks
+
+load_checks()
 from proofs_check.variant import run_variant, softmax_regression
 from tnt_ref.cli import main as tnt_main
 
