@@ -206,15 +206,11 @@ def mode_moments(samples):
     """
     check_samples(samples)
     xp = get_namespace(samples)
-    if not xp.isdtype(samples.dtype, "real floating"):
-        samples = xp.astype(samples, xp.float64)  # integer samples: no integer overflow in the moments
-    fi = xp.finfo(samples.dtype)
-    peak = float(xp.max(xp.abs(samples)))
-    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+    samples, s, peak = _power_of_two_scale(samples)
+    if s == 1.0:
         return _mode_moments(samples)
-    # squares of tiny or huge entries leave the float range: form the moments of samples / s (s a
-    # power of two, exact) and scale back by s**2 only if the result is representable
-    s = 2.0 ** math.floor(math.log2(peak))
+    # scale back by s**2 only if the result is representable
+    fi = xp.finfo(samples.dtype)
     out = _mode_moments(samples / s)
     tau = float(xp.linalg.trace(out[0])) * s * s  # a Python float: inf or 0.0 without a warning
     if not (float(fi.smallest_normal) <= tau <= float(fi.max)):
@@ -224,6 +220,24 @@ def mode_moments(samples):
             "scale with its square), or use tnt_factors, which rescales internally."
         )
     return [m * s * s for m in out]
+
+
+def _power_of_two_scale(samples):
+    """``(samples as real floats, s, peak)`` with ``peak`` the largest ``|entry|``.
+
+    ``s = 1`` when the squares of the entries stay in the float range; otherwise ``s`` is the power
+    of two that brings ``peak`` into ``[1, 2)``, so the moments are formed from ``samples / s``
+    (an exact division) and scaled back by the caller. Integer samples become float64 (no integer
+    overflow in the moments).
+    """
+    xp = get_namespace(samples)
+    if not xp.isdtype(samples.dtype, "real floating"):
+        samples = xp.astype(samples, xp.float64)
+    fi = xp.finfo(samples.dtype)
+    peak = float(xp.max(xp.abs(samples)))
+    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+        return samples, 1.0, peak
+    return samples, 2.0 ** math.floor(math.log2(peak)), peak
 
 
 def _mode_moments(samples, symmetrize: bool = True):
@@ -325,15 +339,11 @@ def tnt_factors(samples):
     check_samples(samples)
     xp = get_namespace(samples)
     k = samples.ndim - 1
-    if not xp.isdtype(samples.dtype, "real floating"):
-        samples = xp.astype(samples, xp.float64)  # integer samples: no integer overflow in the moments
-    fi = xp.finfo(samples.dtype)
-    peak = float(xp.max(xp.abs(samples)))
-    if peak == 0.0 or (float(fi.smallest_normal) ** 0.25 <= peak <= float(fi.max) ** 0.25):
+    samples, s, peak = _power_of_two_scale(samples)
+    if s == 1.0:
         return tnt_factors_from_moments(_mode_moments(samples))
-    # tiny or huge entries: their squares would under/overflow, so form the moments of samples / s
-    # (s a power of two: exact) and scale back, U_i(G) = s**(2/k) U_i(G / s) [derived]
-    s = 2.0 ** math.floor(math.log2(peak))
+    # scale back: U_i(G) = s**(2/k) U_i(G / s) [derived]
+    fi = xp.finfo(samples.dtype)
     U = tnt_factors_from_moments(_mode_moments(samples / s))
     try:
         a = s ** (2.0 / k)
