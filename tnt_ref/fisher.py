@@ -508,13 +508,11 @@ def approximation_ladder(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown `methods` {bad}; valid: {list(METHODS)}.")
-    if not isinstance(n_mc, int) or n_mc < 1:
-        raise ValueError(f"`n_mc` must be a positive int; got n_mc={n_mc!r}.")
+    n_mc = check_int(n_mc, "n_mc", min_value=1)  # NumPy integers accepted, as everywhere
     _validate(net, params, X, y)
     names = _names(net, names)
     n = X.shape[0]
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int; got batch_size={batch_size!r}.")
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
     max_v_bytes = fg.DEFAULT_MAX_V_BYTES if max_v_bytes is None else int(max_v_bytes)
     xp = get_namespace(X)
     say = log if log is not None else (lambda msg: None)
