@@ -1,4 +1,4 @@
-"""The exact block Fisher without the block: every ladder metric from ``F = (1/n) V V^T`` (issue 15).
+"""The exact block Fisher without the block: every ladder metric from ``F = (1/n) V V^T``.
 
 For one parameter tensor with ``D`` entries, the exact true Fisher block (spec section 5) is
 
