@@ -21,7 +21,7 @@ __all__ = ["Check", "CHECKS", "register", "run_checks", "CheckResult", "PROFILES
 #: ``quick`` runs in CI (seconds); ``full`` is for ``python -m proofs_check`` (minutes).
 PROFILES = ("quick", "full")
 TAGS = ("paper", "code", "derived", "reconstructed")
-KINDS = ("symbolic", "numeric", "negative-control", "theorem")
+KINDS = ("symbolic", "numeric", "negative-control", "theorem", "observation")
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,15 @@ def main(argv=None) -> int:
         except OutputPathError as err:
             print(f"{p.prog}: error: {err}")
             return 2
-    fmt = ("{problem:<4} {layer:<13} {point:<4} n={n} D={D} Lambda={statistic:.1f} null {null_mean:.1f}+-{null_sd:.1f} "
-           "z={z:.1f} p_boot={p_bootstrap:.3g} p_chi2={p_chi2:.2g} sample_gap={sample_gap:.4f} population_gap={population_gap:.4f}")
+    from .separability import format_row  # noqa: PLC0415
+
     from .separability import digits_study  # noqa: PLC0415
 
-    res = digits_study(args.profile, draws=args.draws, log=lambda r: print(fmt.format(**r), flush=True))
+    res = digits_study(args.profile, draws=args.draws, log=lambda r: print(format_row(r), flush=True))
     if args.json:
-        print(f"wrote {atomic_write_json(args.json, json.loads(json.dumps(res)))}")
+        from .report import _finite  # noqa: PLC0415
+
+        print(f"wrote {atomic_write_json(args.json, _finite(json.loads(json.dumps(res))))}")
     return 0
 
 

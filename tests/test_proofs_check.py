@@ -80,3 +80,21 @@ def test_assumption_checks_observe_the_variant(results):
     sm = by["AS.3.softmax"].measured["a_priori_B"]
     assert sm["failures"] == {} and 0 < sm["spectrum_min"] and sm["spectrum_max"] <= sm["kappa_hi"] * (1 + 1e-9)
     assert "held-out" in by["AS.1.mlp"].measured["L_source"]
+
+
+def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(results, tmp_path):
+    from proofs_check.report import write_json, write_report
+
+    rep = write_report(tmp_path / "rep.md", results, "quick", "python -m proofs_check --profile quick")
+    text = rep.read_text()
+    for head in ("## Theorem 1, tight instance and controls", "## The tensor-normal assumption: size and power",
+                 "## The tensor-normal assumption on the digits models"):
+        assert head in text, head
+    for name in ("`theorem1.biased_noise`", "`theorem1.adaptive_H`", "`theorem1.unbounded_H`", "`tn.separability.size`"):
+        assert f"| {name} | fail (fail) |" in text or f"| {name} | pass (pass) |" in text, name
+    assert (tmp_path / "figures" / "tn_digits.png").stat().st_size > 10_000
+    digits = next(r for r in results if r.name == "tn.digits.study").measured
+    assert {(r["problem"], r["point"]) for r in digits["rows"]} == {(p, w) for p in ("mlp", "cnn") for w in ("init", "mid", "end")}
+    assert all(0 < r["p_bootstrap"] <= 1 for r in digits["rows"])
+    data = json.loads(write_json(tmp_path / "r.json", results).read_text())  # strict JSON: infinite gaps become "inf"
+    assert any(c["name"] == "tn.digits.study" for c in data["checks"])

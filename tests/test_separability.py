@@ -3,11 +3,14 @@ invariance of the statistic, zero KL gap exactly for Kronecker covariances, argu
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from proofs_check.separability import (_kron, _random_factors, batched_lrt_statistics, kl_gap, lrt_statistic,
-                                       nonseparable_covariance, separability_df, separability_test)
+from proofs_check.separability import (_kron, _null_entries, _random_factors, batched_lrt_statistics, kl_gap,
+                                       lrt_statistic, nonseparable_covariance, null_directions, row_consistent,
+                                       separability_df, separability_test, study_point)
 from tnt_ref.tensor_normal import TensorNormal
 
 
@@ -46,3 +49,59 @@ def test_power_on_a_nonseparable_sample_and_no_rejection_on_a_separable_one():
     L = np.linalg.cholesky(nonseparable_covariance())
     G = (rng.standard_normal((40, 12)) @ L.T).reshape(40, 3, 4)
     assert separability_test(G, n_boot=49, rng=rng)["p_bootstrap"] <= 0.05
+
+
+# ----------------------------------------------------------------------------- the digits study's pieces
+def _toy_softmax():
+    """A 6-4-3 tanh MLP on 240 Gaussian inputs: fc2.weight is (3, 4), support (2, 4), D = 8."""
+    from tnt_ref.models.network import mlp
+
+    net = mlp([6, 4, 3], "tanh", "softmax_cross_entropy")
+    rng = np.random.default_rng(3)
+    params = net.init(rng)
+    return net, params, rng.standard_normal((240, 6))
+
+
+def test_lrt_refuses_a_singular_sample_covariance():
+    G = np.random.default_rng(0).standard_normal((50, 3, 4))
+    G[:, 1, 2] = 0.0  # one dead entry: every mode moment stays non-singular, Cov(vec G) does not
+    assert null_directions(np.einsum("ni,nj->ij", G.reshape(50, -1), G.reshape(50, -1))) == 1
+    with pytest.raises(ValueError, match=r"sample covariance of `G` is singular \(1 of 12"):
+        lrt_statistic(G)
+
+
+def test_null_entries_name_a_dead_weight_and_only_a_coordinate_aligned_null_space():
+    F = np.diag([1.0, 2.0, 0.0, 3.0, 4.0, 5.0])
+    assert _null_entries(F, None, (2, 3)) == [[0, 2]]
+    R = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 6)))[0]
+    assert _null_entries(R @ F @ R.T, None, (2, 3)) == []
+
+
+def test_study_point_sampled_labels_match_the_exact_block_and_mode_labels_do_not():
+    net, params, X = _toy_softmax()
+    row = study_point(net, params, X, "fc2.weight", n_boot=19, rng=np.random.default_rng(4))
+    assert row["support_shape"] == [2, 4] and row["n"] == 240 and row["labels"] == "sampled"
+    assert row["exact_paths_rel_diff"] < 1e-10  # label enumeration == Lambda = S S^T path
+    assert row_consistent(row), row
+    assert row["sample_null_directions"] == row["population_null_directions"] == 0
+    assert 0 < row["p_bootstrap"] <= 1 and math.isfinite(row["statistic"]) and row["population_gap"] >= 0
+    # mutation: the most likely label instead of a sampled one (not draws from the Fisher's distribution)
+    mode = np.argmax(np.asarray(net.loss_fn.probs(net.predict(params, X))), axis=1)
+    bad = study_point(net, params, X, "fc2.weight", n_boot=19, rng=np.random.default_rng(4), labels=mode)
+    assert bad["labels"] == "given" and not row_consistent(bad), bad
+    assert bad["z_trace"] < -4
+
+
+def test_study_point_draws_multiply_the_samples():
+    net, params, X = _toy_softmax()
+    row = study_point(net, params, X[:40], "fc2.weight", n_boot=9, rng=np.random.default_rng(5), draws=3)
+    assert row["n"] == 120 and row["draws"] == 3 and row_consistent(row)
+
+
+def test_batched_statistic_is_infinite_for_a_singular_set_only():
+    rng = np.random.default_rng(6)
+    Gs = rng.standard_normal((3, 30, 2, 3))
+    Gs[1, :, 0, 2] = 0.0
+    lam = batched_lrt_statistics(Gs)
+    assert np.isinf(lam[1]) and np.all(np.isfinite(lam[[0, 2]]))
+    assert lam[0] == pytest.approx(lrt_statistic(Gs[0])[0], rel=1e-8)
