@@ -247,8 +247,10 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
         out += ["", f"![gap along training](figures/{fig.name})"] if fig is not None else []
         out += ["", f"Along the run: the exact block's KL gap per dimension and the relative Frobenius error of its KL projection "
                 f"kron U_i^MLE(F), over seeds {tr['seeds']} (a fresh run of each length per seed). "
-                "A seed whose exact block is singular on the support (a weight with zero gradient on every image) has an "
-                "infinite gap; the statistics are over the other seeds and the count is shown.", "",
+                "A seed whose exact block is singular on the support has an infinite gap; the statistics are over the other "
+                "seeds and the count is shown (kinds: "
+                + (", ".join(f"{r['layer']} epoch {r['epoch']} seed {r['seed']}: {r['null_kind']}, {r['population_null_directions']} of {r['D']}"
+                             for r in tr["rows"] if r["population_null_directions"]) or "none") + ").", "",
                 "| model | layer | epoch | seeds | singular | gap / D, mean | s.d. | min | max | rel. Frobenius error, mean | s.d. |",
                 "|---|---|---|---|---|---|---|---|---|---|---|"]
         for q in tr["summary"]:
@@ -281,7 +283,7 @@ def digits_figure(res: dict, path: Path) -> Path | None:
         if sing:
             top = 2 * max(q["gap_per_dim_max"] for q in fin)
             a1.scatter([q["epoch"] for q in sing], [top] * len(sing), marker="x", s=60, color=c,
-                       label=f"{key[0]}: {sum(q['singular_seeds'] for q in sing)} seed(s) with an infinite gap (a dead weight)")
+                       label=f"{key[0]} {key[1]}: points x seeds with F singular (gap infinite): {sum(q['singular_seeds'] for q in sing)}")
         a2.errorbar([q["epoch"] for q in qs], [q["mle_rel_frobenius_mean"] for q in qs],
                     yerr=[q["mle_rel_frobenius_sd"] or 0.0 for q in qs], marker="o", color=c, capsize=3, label=f"{key[0]} {key[1]}")
     a1.set_yscale("log")

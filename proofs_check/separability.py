@@ -460,9 +460,12 @@ def population_gap(F, shape, param_shape=None, rtol: float = 1e-9) -> dict:
     """The exact block's distance from the tensor-normal family, on its mode-wise support.
 
     Projects ``F`` mode by mode onto the ranges of its own mode moments (:func:`cov_mode_moments`),
-    then reports the KL gap (:func:`kl_gap`; ``inf`` when the projected block is singular, with the
-    parameter entries of a coordinate-aligned null space in ``null_entries``) and the relative
-    Frobenius error ``||F - kron U_i^MLE|| / ||F||`` of the KL projection.
+    then reports the KL gap (:func:`kl_gap`; ``inf`` when the projected block is singular to working
+    precision, :func:`null_directions`) and the relative Frobenius error ``||F - kron U_i^MLE|| / ||F||``
+    of the KL projection. A singular block is either *exactly* so, with a coordinate-aligned null
+    space (``null_kind = "dead weights"``: the entries in ``null_entries`` have zero gradient on every
+    input), or only to float64 precision (``"numerical"``: eigenvalues below ``NULL_RTOL`` times the
+    largest, as for a confident classifier whose ``Lambda(x)`` is nearly zero on most inputs).
     """
     Qs = []
     for M in cov_mode_moments(F, shape):
@@ -474,10 +477,12 @@ def population_gap(F, shape, param_shape=None, rtol: float = 1e-9) -> dict:
     null = null_directions(Fp)
     factors = mle(covariance=Fp, shape=sub, tol=1e-12, max_iter=1000).factors
     K = _kron(factors)
+    entries = _null_entries(F, P, param_shape) if null and param_shape is not None else []
     return {"support_shape": list(sub), "D": math.prod(sub), "population_null_directions": null,
+            "null_kind": None if not null else ("dead weights" if entries else "numerical"),
             "population_gap": math.inf if null else kl_gap(Fp, sub)[0],
             "mle_rel_frobenius": float(np.linalg.norm(Fp - K) / np.linalg.norm(Fp)),
-            "null_entries": _null_entries(F, P, param_shape) if null and param_shape is not None else []}
+            "null_entries": entries}
 
 
 def gap_trajectory(problem: str, names, *, seeds, epochs_list, log=None) -> list:
@@ -512,7 +517,8 @@ def gap_trajectory(problem: str, names, *, seeds, epochs_list, log=None) -> list
 def _summarize_trajectory(rows) -> list:
     """Mean, s.d., min and max over seeds of the gap per dimension and the relative error, per (layer, epoch)."""
     out = []
-    for key in dict.fromkeys((r["problem"], r["layer"], r["epoch"]) for r in rows):
+    for key in sorted(dict.fromkeys((r["problem"], r["layer"], r["epoch"]) for r in rows),
+                      key=lambda k: ([p for p, _ in TRAJECTORY_LAYERS].index(k[0]), k[1], k[2])):
         rs = [r for r in rows if (r["problem"], r["layer"], r["epoch"]) == key]
         g = np.array([r["population_gap"] / r["D"] for r in rs])
         fin = g[np.isfinite(g)]
