@@ -379,8 +379,15 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
     ``gaussian_F_mean`` is what the covariance alone would give, so ``Lambda`` well above it means
     the gradients are far from normal as well as from separable.
     """
+    from tnt_ref._validation import check_int, check_rng  # noqa: PLC0415
     from tnt_ref.fisher import exact_fisher_blocks, tensor_shape  # noqa: PLC0415
 
+    n_boot = check_int(n_boot, "n_boot", min_value=1)
+    draws = check_int(draws, "draws", min_value=1)
+    n_gauss = check_int(n_gauss, "n_gauss", min_value=0)
+    check_rng(rng)
+    if name not in params:
+        raise ValueError(f"unknown parameter {name!r}; valid: {sorted(params)}.")
     param_shape = tuple(params[name].shape)
     full_shape = tensor_shape(param_shape)
     n_img = X.shape[0]
@@ -563,9 +570,14 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
     """
     import time  # noqa: PLC0415
 
+    from tnt_ref._validation import check_int  # noqa: PLC0415
     from tnt_ref.data import load_digits  # noqa: PLC0415
     from tnt_ref.training import get_problem, run  # noqa: PLC0415
 
+    if profile not in ("quick", "full"):
+        raise ValueError(f"unknown profile {profile!r}; valid: ['quick', 'full'].")
+    draws = check_int(draws, "draws", min_value=1)
+    seed = check_int(seed, "seed", min_value=0)
     epochs, n_boot, n_gauss = (4, 19, 5) if profile == "quick" else (20, 99, 19)
     rng = np.random.default_rng(seed + 77)
     rows = []

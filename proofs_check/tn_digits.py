@@ -27,9 +27,7 @@ def main(argv=None) -> int:
         except OutputPathError as err:
             print(f"{p.prog}: error: {err}")
             return 2
-    from .separability import format_row  # noqa: PLC0415
-
-    from .separability import digits_study  # noqa: PLC0415
+    from .separability import digits_study, format_row  # noqa: PLC0415
 
     res = digits_study(args.profile, draws=args.draws, log=lambda r: print(format_row(r), flush=True))
     if args.json:

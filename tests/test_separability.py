@@ -105,3 +105,22 @@ def test_batched_statistic_is_infinite_for_a_singular_set_only():
     lam = batched_lrt_statistics(Gs)
     assert np.isinf(lam[1]) and np.all(np.isfinite(lam[[0, 2]]))
     assert lam[0] == pytest.approx(lrt_statistic(Gs[0])[0], rel=1e-8)
+
+
+def test_study_point_and_digits_study_refuse_bad_arguments():
+    from proofs_check.separability import digits_study
+
+    net, params, X = _toy_softmax()
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="`n_boot` must be a positive int"):
+        study_point(net, params, X, "fc2.weight", n_boot=0, rng=rng)
+    with pytest.raises(TypeError, match="`draws` must be an integer"):
+        study_point(net, params, X, "fc2.weight", n_boot=9, rng=rng, draws=1.5)
+    with pytest.raises(ValueError, match=r"unknown parameter 'fc9.weight'; valid: \['fc1.bias'"):
+        study_point(net, params, X, "fc9.weight", n_boot=9, rng=rng)
+    with pytest.raises(TypeError, match="rng"):
+        study_point(net, params, X, "fc2.weight", n_boot=9, rng=0)
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        digits_study("fast")
+    with pytest.raises(ValueError, match="`draws` must be a positive int"):
+        digits_study("quick", draws=0)
