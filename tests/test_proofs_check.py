@@ -30,7 +30,8 @@ def test_every_positive_check_has_a_negative_control(results):
     assert {"symbolic", "numeric", "negative-control", "theorem"} <= kinds
     negatives = [r for r in results if r.kind == "negative-control"]
     assert all(r.expected == "fail" and r.status == "fail" for r in negatives)
-    for prefix in ("sym.kron_mode_product", "sym.moment_identity", "AS.1", "AS.2", "AS.3", "AS.4", "theorem1"):
+    for prefix in ("sym.kron_mode_product", "sym.moment_identity", "AS.1", "AS.2", "AS.3", "AS.4", "theorem1",
+                   "tn.separability", "tn.digits"):
         assert any(r.name.startswith(prefix) for r in negatives), prefix
 
 

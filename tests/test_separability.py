@@ -75,6 +75,26 @@ def test_null_entries_name_a_dead_weight_and_only_a_coordinate_aligned_null_spac
     assert _null_entries(F, None, (2, 3)) == [[0, 2]]
     R = np.linalg.qr(np.random.default_rng(1).standard_normal((6, 6)))[0]
     assert _null_entries(R @ F @ R.T, None, (2, 3)) == []
+    # several dead weights: a repeated zero eigenvalue, whose eigenvectors come out rotated
+    F3 = np.diag([1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    assert _null_entries(F3, None, (3, 4)) == [[0, 1], [0, 3], [1, 1]]
+    # a projection P (orthonormal columns) keeps the entries in the parameter's own coordinates
+    P = np.eye(12)[:, [0] + list(range(2, 12))]  # drops coordinate 1
+    assert _null_entries(F3, P, (3, 4)) == [[0, 3], [1, 1]]
+
+
+def test_cross_paths_match_layer_seed_and_epoch_and_refuse_different_supports():
+    from proofs_check.separability import _cross_paths
+
+    row = {"problem": "cnn", "layer": "conv1.weight", "point": "mid", "seed": 0, "epochs_done": 10,
+           "population_gap": 80.0, "support_shape": [8, 1, 9]}
+    other = {"problem": "cnn", "layer": "conv2.weight", "seed": 0, "epoch": 10, "population_gap": 3000.0, "support_shape": [16, 8, 9]}
+    same = {"problem": "cnn", "layer": "conv1.weight", "seed": 0, "epoch": 10, "population_gap": 80.0, "support_shape": [8, 1, 9]}
+    off = dict(same, population_gap=99.0)
+    assert _cross_paths([row], [other, same])[0]["agree"]
+    assert not _cross_paths([row], [other, off])[0]["agree"]
+    assert not _cross_paths([row], [dict(same, support_shape=[7, 1, 9])])[0]["agree"]
+    assert _cross_paths([row], [other]) == []
 
 
 def test_study_point_sampled_labels_match_the_exact_block_and_mode_labels_do_not():
