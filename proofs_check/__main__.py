@@ -9,11 +9,12 @@ the flag).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
 
-from tnt_ref.files import OutputPathError, prepare_output_dir
+from tnt_ref.files import OutputPathError, prepare_output_dir, prepare_output_file
 
 from . import load_checks, run_checks
 from .registry import PROFILES
@@ -22,20 +23,11 @@ DEFAULT_OUT = "tnt-ref-out/theory"
 REPORT_NAME = "theory-report.md"
 
 
-def _check_file_path(path: str, flag: str) -> Path:
-    """The folder of ``path`` exists (or is created) and is writable, and ``path`` is not a folder."""
-    p = Path(path)
-    if p.is_dir():
-        raise OutputPathError(f"`{flag}` {path!r} is an existing folder; give a file path.")
-    prepare_output_dir(p.parent if str(p.parent) else ".", flag)
-    return p
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog=prog, description="Check the TNT paper's theory: symbolic identities, AS.1-AS.4, "
                                 "Theorem 1 (softmax study, tight instance and its controls), the tensor-normal assumption.")
-    p.add_argument("--profile", choices=PROFILES, default="full", help="quick (CI, about a minute) or full (minutes)")
+    p.add_argument("--profile", choices=PROFILES, default="full", help="quick (CI, about 2 minutes on 2 cores) or full (the default, about 8 minutes)")
     p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
     p.add_argument("--out", default=DEFAULT_OUT,
@@ -46,19 +38,34 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
     args = p.parse_args(argv)
 
     if args.list:
-        for name, c in load_checks().items():
-            print(f"{name:<32} [{c.tag}] {c.kind:<17} expected {c.expected}: {c.claim}")
+        extra = [flag for flag, v in (("--checks", args.checks), ("--json", args.json), ("--report", args.report),
+                                      ("--out", None if args.out == DEFAULT_OUT else args.out)) if v is not None]
+        if extra:
+            print(f"{prog}: error: `--list` lists the checks and runs nothing; it takes no {', '.join(extra)}.", file=sys.stderr)
+            return 2
+        checks = load_checks()
+        width = max(map(len, checks)) + 1
+        try:
+            for name, c in checks.items():
+                print(f"{name:<{width}} [{c.tag}] {c.kind:<17} expected {c.expected}: {c.claim}")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... --list | head`: the reader left; not an error
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
     # validate every output path at the door, before any check runs
     try:
+        if args.out == "":
+            raise OutputPathError("`--out` is empty; give a folder (or `--report ''` for no report).")
+        if args.json is not None:  # first: a bad --json creates no report folder
+            prepare_output_file(args.json, "--json")
         if args.report is None:
             report = prepare_output_dir(args.out, "--out") / REPORT_NAME
         elif args.report == "":
             report = None
         else:
-            report = _check_file_path(args.report, "--report")
-        if args.json:
-            _check_file_path(args.json, "--json")
+            report = prepare_output_file(args.report, "--report")
+        if args.json is not None and report is not None and Path(args.json).resolve() == Path(report).resolve():
+            raise OutputPathError(f"`--json` and the report are the same file ({args.json!r}); give two paths.")
     except OutputPathError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
@@ -67,7 +74,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
 
     try:
         results = run_checks(args.checks, profile=args.profile,
-                             log=lambda r: print(f"  {r.name:<32} {r.status} (expected {r.expected}, {r.seconds:.1f} s)", flush=True))
+                             log=lambda r: print(f"  {r.name:<36} {r.status} (expected {r.expected}, {r.seconds:.1f} s)", flush=True))
     except ValueError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2

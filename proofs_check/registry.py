@@ -49,6 +49,8 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
+        """The status equals the expected result. A check that crashed (status ``"error"``) is never
+        ok, so a broken negative control cannot pass for one that failed as it should."""
         return self.status == self.expected
 
     def as_json(self) -> dict[str, Any]:
@@ -74,7 +76,8 @@ def register(name: str, claim: str, tag: str, kind: str, expected: str = "pass")
 
 
 def run_checks(names: list[str] | None = None, profile: str = "quick", log=None) -> list[CheckResult]:
-    """Run the named checks (all by default) under ``profile``; never raises for a failing check."""
+    """Run the named checks (all by default) under ``profile``; never raises for a failing check.
+    Status ``"pass"`` or ``"fail"`` from the check, ``"error"`` when it raised (never as expected)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {list(PROFILES)}.")
     if names:
@@ -89,8 +92,8 @@ def run_checks(names: list[str] | None = None, profile: str = "quick", log=None)
         try:
             passed, measured = chk.fn(profile)
             status = "pass" if passed else "fail"
-        except Exception as err:  # noqa: BLE001  (a crash is a failure, reported with its message)
-            status, measured = "fail", {"error": f"{type(err).__name__}: {err}"}
+        except Exception as err:  # noqa: BLE001  (a crash is reported with its message, never as a result)
+            status, measured = "error", {"error": f"{type(err).__name__}: {err}"}
         res = CheckResult(chk.name, chk.claim, chk.tag, chk.kind, chk.expected, status, measured,
                           time.perf_counter() - t0, chk.where)
         if log:

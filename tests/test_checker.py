@@ -147,3 +147,20 @@ def test_theorem_bound_is_the_stated_formula():
     assert res["alpha"] == pytest.approx(lo / (L * hi**2), rel=1e-14)
     for r in res["rows"]:
         assert r["bound"] == pytest.approx(2 * L * hi**2 * D_f / (r["N"] * lo**2) + s2 / r["m"], rel=1e-14)
+
+
+def test_a_crashing_negative_control_is_never_as_expected():
+    from proofs_check import registry
+
+    name = "test.crashing_control"
+
+    @registry.register(name, "a control whose code raises (must fail)", "derived", "negative-control", expected="fail")
+    def _crash(profile):
+        raise ZeroDivisionError("bug in control")
+
+    try:
+        (res,) = registry.run_checks([name], profile="quick")
+    finally:
+        del registry.CHECKS[name]
+    assert res.status == "error" and not res.ok
+    assert res.measured == {"error": "ZeroDivisionError: bug in control"}

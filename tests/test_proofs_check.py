@@ -99,3 +99,31 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
     assert all(0 < r["p_bootstrap"] <= 1 for r in digits["rows"])
     data = json.loads(write_json(tmp_path / "r.json", results).read_text())  # strict JSON: infinite gaps become "inf"
     assert any(c["name"] == "tn.digits.study" for c in data["checks"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--list", "--checks", "bogus"], "`--list` lists the checks and runs nothing; it takes no --checks"),
+    (["--out", ""], "`--out` is empty"),
+    (["--json", ""], "`--json` is empty"),
+    (["--json", "{tmp}/same.md", "--report", "{tmp}/same.md"], "`--json` and the report are the same file"),
+    (["--json", "{tmp}"], "is an existing folder"),
+])
+def test_cli_refuses_bad_output_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv + ["--checks", "sym.moment_identity"] if "--list" not in argv else argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "tnt-ref-out").exists()  # nothing created on refusal
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--draws", "0"], "`--draws` must be an int in [1, 64]"),
+    (["--draws", "100000"], "`--draws` must be an int in [1, 64]"),
+    (["--json", ""], "`--json` is empty"),
+    (["--json", "{tmp}"], "is an existing folder"),
+])
+def test_tn_digits_refuses_bad_arguments_before_any_work(argv, message, tmp_path, capsys):
+    from proofs_check.tn_digits import main as digits_main
+
+    assert digits_main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    assert message in capsys.readouterr().err

@@ -45,6 +45,18 @@ def prepare_output_dir(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
+def prepare_output_file(path: str | Path, flag: str) -> Path:
+    """The folder of ``path`` exists (or is created) and is writable, and ``path`` is not a folder;
+    :class:`OutputPathError` naming ``flag`` otherwise (including an empty path)."""
+    if str(path) == "":
+        raise OutputPathError(f"`{flag}` is empty; give a file path.")
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"`{flag}` {str(path)!r} is an existing folder; give a file path.")
+    prepare_output_dir(p.parent if str(p.parent) else ".", flag)
+    return p
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
