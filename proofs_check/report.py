@@ -80,16 +80,21 @@ def _theorem_figure(path: Path) -> Path | None:
 
     res = THEOREM_RESULTS
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))] * 4)
     for m in sorted({r["m"] for r in res["rows"]}):
         rs = sorted((r for r in res["rows"] if r["m"] == m), key=lambda r: r["N"])
         N = [r["N"] for r in rs]
         line = ax.errorbar(N, [r["observed"] for r in rs], yerr=[2 * r["se"] for r in rs], marker="o", label=f"observed, m={m}")
         c = line[0].get_color()
-        ax.plot(N, [r["bound"] for r in rs], ls="--", color=c, label=f"bound, m={m}")
+        ax.plot(N, [r["bound"] for r in rs], ls=next(styles), color=c, label=f"bound, m={m}")
         ax.errorbar(N, [r["observed_practical_step"] for r in rs], yerr=[2 * r["se_practical_step"] for r in rs],
                     marker="s", ls=":", color=c, alpha=0.6, label=f"observed at step 1/(L kappa_hi), m={m}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    Ns = sorted({r["N"] for r in res["rows"]})
+    ax.set_xticks(Ns)
+    ax.set_xticklabels([str(n) for n in Ns])
+    ax.minorticks_off()
     ax.set_xlabel("N (iterations)")
     ax.set_ylabel("E ||grad f(x_R)||^2")
     ax.set_title("Theorem 1 [reconstructed]: softmax regression on digits")
@@ -121,10 +126,12 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
         lines.append(f"| `{r.name}` | {r.tag} | {r.kind} | {r.expected} | {r.status} | {'yes' if r.ok else '**NO**'} | {_cell(r.claim)} |")
     lines += ["", "## Measured values", ""]
     for r in results:
-        meas = json.dumps(r.measured, default=_jsonable, indent=None)
-        if len(meas) > 1500:
-            meas = meas[:1500] + " ..."
-        lines.append(f"- `{r.name}` ({r.seconds:.1f} s, `{r.where}`): `{meas}`")
+        meas, more = json.dumps(r.measured, default=_jsonable, indent=None), ""
+        if len(meas) > 1500:  # never cut a value in half: the scalars here, the rest in the JSON (and the sections below)
+            scalars = {k: v for k, v in r.measured.items() if isinstance(v, (int, float, str, bool)) or v is None}
+            nested = [k for k in r.measured if k not in scalars]
+            meas, more = json.dumps(scalars, default=_jsonable), f"; nested values ({', '.join(nested)}) are in the JSON file"
+        lines.append(f"- `{r.name}` ({r.seconds:.1f} s, `{r.where}`): `{meas}`{more}")
     if fig is not None:
         from .theorem import THEOREM_RESULTS as T
 
@@ -234,19 +241,28 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
            "| model | layer | point | train loss | support shape | n | Lambda | null mean | Lambda under N(0, F) | z | p (bootstrap) "
            "| p (chi-square) | sample gap | population gap | gap / D | z_trace | z_top |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
     for w in res["rows"]:
         gap = w["population_gap"]
         per = "inf" if isinstance(gap, str) or gap == float("inf") else f"{gap / w['D']:.3g}"
-        note = (f" ({w['population_null_directions']} null direction(s): entries {w['null_entries']})"
-                if w["population_null_directions"] else "")
+        parts = []
+        if w["population_null_directions"]:
+            parts.append(f"the exact block is singular on the support ({w['population_null_directions']} null direction(s)"
+                         + (f"; zero gradient on every image for the entries {w['null_entries']}" if w["null_entries"] else "") + ")")
         if w["sample_null_directions"]:
-            note += (f"; sample covariance singular ({w['sample_null_directions']} direction(s), "
-                     f"{w['bootstrap_singular']} of {w['n_boot']} bootstrap sets)")
+            parts.append(f"the sample covariance is singular ({w['sample_null_directions']} direction(s)), so Lambda = inf; "
+                         f"{w['bootstrap_singular']} of {w['n_boot']} bootstrap sets were singular")
+        note = ""
+        if parts:
+            notes.append(f"[{len(notes) + 1}] {w['problem']} {w['layer']} {w['point']}: " + "; ".join(parts) + ".")
+            note = f" [{len(notes)}]"
         out.append(f"| {w['problem']} | `{w['layer']}` | {w['point']} ({w['epochs_done']} ep.) | {_g(w['train_loss'], '.3f')} "
                    f"| {tuple(w['support_shape'])} | {w['n']} | {_g(w['statistic'], '.4g')} | {_g(w['null_mean'], '.4g')} "
                    f"| {_g(w['gaussian_F_mean'], '.4g')} | {_g(w['z'], '.1f')} "
                    f"| {_g(w['p_bootstrap'], '.2g')} | {_g(w['p_chi2'], '.2g')} | {_g(w['sample_gap'], '.4g')} "
                    f"| {_g(gap, '.4g')}{note} | {per} | {w['z_trace']:+.2f} | {w['z_top']:+.2f} |")
+    if notes:
+        out += [""] + [n + "  " for n in notes]
     ctrl = _found(results, "tn.digits.study.data_labels")
     if ctrl is not None:
         zs = ", ".join(f"{w['problem']} {w['point']} {w['z_trace']:+.1f}/{w['z_top']:+.1f}" for w in ctrl.measured["rows"])
@@ -291,13 +307,15 @@ def digits_figure(res: dict, path: Path) -> Path | None:
         c = line.get_color()
         a1.fill_between(ep, [q["gap_per_dim_min"] for q in fin], [q["gap_per_dim_max"] for q in fin], color=c, alpha=0.2)
         sing = [q for q in qs if q["singular_seeds"]]
-        if sing:
-            top = 2 * max(q["gap_per_dim_max"] for q in fin)
-            a1.scatter([q["epoch"] for q in sing], [top] * len(sing), marker="x", s=60, color=c,
-                       label=f"{key[0]} {key[1]}: points x seeds with F singular (gap infinite): {sum(q['singular_seeds'] for q in sing)}")
+        if sing:  # an infinite gap has no place on the axis: a triangle at the top edge, one per such point
+            a1.scatter([q["epoch"] for q in sing], [0.96] * len(sing), transform=a1.get_xaxis_transform(), marker="^", s=60,
+                       color=c, clip_on=False,
+                       label=f"{key[1]}: F singular, gap infinite ({sum(q['singular_seeds'] for q in sing)} seed-epochs; top edge)")
         a2.errorbar([q["epoch"] for q in qs], [q["mle_rel_frobenius_mean"] for q in qs],
                     yerr=[q["mle_rel_frobenius_sd"] or 0.0 for q in qs], marker="o", color=c, capsize=3, label=f"{key[0]} {key[1]}")
     a1.set_yscale("log")
+    lo, hi = a1.get_ylim()
+    a1.set_ylim(lo, hi * 4)  # headroom for the top-edge markers
     a1.set_xlabel("epochs of TNT")
     a1.set_ylabel("KL(N(0,F) || N(0, kron U_MLE)) / D")
     a1.set_title("exact block vs the tensor-normal family", fontsize=10)
