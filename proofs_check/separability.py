@@ -36,7 +36,7 @@ from .registry import register
 
 __all__ = ["lrt_statistic", "batched_lrt_statistics", "separability_df", "separability_test", "size_power_study",
            "nonseparable_covariance", "kl_gap", "null_directions", "study_point", "row_consistent", "digits_study",
-           "cov_mode_moments", "population_gap", "gap_trajectory"]
+           "cov_mode_moments", "population_gap", "gap_trajectory", "mc_pvalue"]
 
 
 def separability_df(shape) -> int:
@@ -156,6 +156,13 @@ def batched_lrt_statistics(Gs, *, tol: float = 1e-12, max_iter: int = 500) -> np
     return np.where(singular, np.inf, n * (logdet_K - logdet_S + tr - D))
 
 
+def mc_pvalue(boot, lam: float) -> float:
+    """Monte Carlo p-value ``(1 + #{Lambda* >= Lambda}) / (B + 1)`` of ``B`` null statistics; an
+    infinite ``Lambda`` counts only the infinite (singular) null sets."""
+    boot = np.asarray(boot, dtype=np.float64)
+    return float((1 + np.sum(boot >= lam)) / (boot.size + 1))
+
+
 def separability_test(G, *, n_boot: int = 199, rng: np.random.Generator) -> dict:
     """The LRT of ``H0: Cov(vec G) = kron U_i`` with a parametric-bootstrap p-value.
 
@@ -182,7 +189,7 @@ def separability_test(G, *, n_boot: int = 199, rng: np.random.Generator) -> dict
     tn = TensorNormal(factors)
     boot = batched_lrt_statistics(tn.sample(int(n_boot) * n, rng).reshape(int(n_boot), n, *shape))
     df = separability_df(shape)
-    return {"statistic": lam, "p_bootstrap": float((1 + np.sum(boot >= lam)) / (n_boot + 1)),
+    return {"statistic": lam, "p_bootstrap": mc_pvalue(boot, lam),
             "p_chi2": float(stats.chi2.sf(lam, df)), "df": df, "n": n, "D": math.prod(shape), "factors": factors,
             "bootstrap_mean": float(np.mean(boot))}
 
@@ -446,6 +453,8 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
            "draws": draws_used, "labels": "sampled" if labels is None else "given",
            "z_trace": float(z[0]), "z_top": float(z[1]),
            "exact_paths_rel_diff": float(abs(mom["mean"][0] - np.trace(Fp)) / np.trace(Fp)),
+           # the enumerated E[v^T S v] is the top eigenvalue of F: v is the top direction (a second cross-path check)
+           "top_direction_rel_diff": float(abs(mom["mean"][1] - lam_F[-1]) / lam_F[-1]),
            "population_null_directions": pop_null, "sample_null_directions": samp_null,
            "population_min_eig_rel": float(lam_F[0] / lam_F[-1]), "df": separability_df(shape),
            # a covariance singular on the mode-wise support, although every mode moment is not, is no Kronecker
@@ -463,7 +472,7 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
     boot = _bootstrap_stats(factors, n, shape, n_boot, rng)
     finite = boot[np.isfinite(boot)]
     ok = finite.size >= 2 and math.isfinite(lam)
-    row.update(statistic=lam, p_bootstrap=float((1 + np.sum(boot >= lam)) / (n_boot + 1)),
+    row.update(statistic=lam, p_bootstrap=mc_pvalue(boot, lam),
                p_chi2=float(stats.chi2.sf(lam, row["df"])), n_boot=n_boot, bootstrap_singular=int(boot.size - finite.size),
                null_mean=float(finite.mean()) if finite.size else None,
                null_sd=float(finite.std(ddof=1)) if finite.size >= 2 else None,
@@ -575,8 +584,10 @@ Z_CONSISTENT = 4.0
 
 def row_consistent(row) -> bool:
     """The samples of a study row are draws from the exact block's distribution, as far as the row
-    measures: both z-scores within :data:`Z_CONSISTENT` and the two exact paths equal to 1e-8."""
-    return abs(row["z_trace"]) <= Z_CONSISTENT and abs(row["z_top"]) <= Z_CONSISTENT and row["exact_paths_rel_diff"] <= 1e-8
+    measures: both z-scores within :data:`Z_CONSISTENT` and the two exact paths equal to 1e-8 (for
+    ``tr F`` and for the top eigenvalue of ``F``, the direction ``z_top`` tests)."""
+    return (abs(row["z_trace"]) <= Z_CONSISTENT and abs(row["z_top"]) <= Z_CONSISTENT and row["exact_paths_rel_diff"] <= 1e-8
+            and row["top_direction_rel_diff"] <= 1e-8)
 
 
 def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=None) -> dict:
@@ -677,8 +688,10 @@ def _digits(profile) -> dict:
 
 
 def study_consistent(res) -> bool:
-    """The pass criterion of ``tn.digits.study``: every row consistent and both supports agreeing."""
-    return all(row_consistent(r) for r in res["rows"]) and all(d["agree"] for d in res["paths"])
+    """The pass criterion of ``tn.digits.study``: every row consistent, and for every row a trajectory
+    point whose support and gap agree with it."""
+    return (all(row_consistent(r) for r in res["rows"]) and len(res["paths"]) == len(res["rows"])
+            and all(d["agree"] for d in res["paths"]))
 
 
 @register("tn.digits.study",
@@ -700,7 +713,7 @@ def digits_observation(profile):
           "derived", "negative-control", expected="fail")
 def digits_data_labels(profile):
     rows = _digits(profile)["data_label_rows"]
-    keep = ("problem", "layer", "point", "z_trace", "z_top", "exact_paths_rel_diff")
+    keep = ("problem", "layer", "point", "z_trace", "z_top", "exact_paths_rel_diff", "top_direction_rel_diff")
     return all(row_consistent(r) for r in rows), {"rows": [{k: r[k] for k in keep} for r in rows],
                                                   "inconsistent": sum(not row_consistent(r) for r in rows)}
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from proofs_check.separability import (_kron, _null_entries, _random_factors, batched_lrt_statistics, kl_gap,
-                                       lrt_statistic, nonseparable_covariance, null_directions, row_consistent,
-                                       separability_df, separability_test, study_point)
+from proofs_check.separability import (_cross_paths, _kron, _null_entries, _random_factors, batched_lrt_statistics,
+                                       cov_mode_moments, kl_gap, lrt_statistic, nonseparable_covariance, null_directions,
+                                       population_gap, row_consistent, separability_df, separability_test, study_point)
 from tnt_ref.tensor_normal import TensorNormal
 
 
@@ -144,3 +144,123 @@ def test_study_point_and_digits_study_refuse_bad_arguments():
         digits_study("fast")
     with pytest.raises(ValueError, match="`draws` must be a positive int"):
         digits_study("quick", draws=0)
+
+
+# ----------------------------------------------------------------------------- from a mutation-testing pass
+def test_z_scores_are_standard_normal_across_label_draws():       # mutation M02, M04
+    net, params, X = _toy_softmax()
+    z = [study_point(net, params, X[:40], "fc2.weight", n_boot=1, rng=np.random.default_rng(100 + s), draws=3)["z_trace"]
+         for s in range(40)]
+    assert 0.6 < np.std(z, ddof=1) < 1.5, np.std(z, ddof=1)
+
+
+def test_study_point_row_is_internally_consistent():             # mutation M12, M14, M16, M15, M08
+    net, params, X = _toy_softmax()
+    r = study_point(net, params, X, "fc2.weight", n_boot=19, rng=np.random.default_rng(4))
+    assert r["p_bootstrap"] >= 1 / 20 and r["top_direction_rel_diff"] < 1e-10
+    assert r["z"] == pytest.approx((r["statistic"] - r["null_mean"]) / r["null_sd"])
+    assert r["sample_gap"] == pytest.approx(r["statistic"] / (2 * r["n"]))
+    from tnt_ref.fisher import exact_fisher_blocks, tensor_shape
+    F = exact_fisher_blocks(net, params, X, names=["fc2.weight"])["fc2.weight"]
+    pg = population_gap(F, tensor_shape(params["fc2.weight"].shape))
+    assert pg["support_shape"] == r["support_shape"] and r["population_gap"] == pytest.approx(pg["population_gap"], rel=1e-8)
+
+
+def test_sample_gap_is_the_kl_gap_of_the_sample_covariance():    # mutation M14 without tautology
+    G = np.random.default_rng(0).standard_normal((40, 3, 4))
+    S = G.reshape(40, -1).T @ G.reshape(40, -1) / 40
+    assert lrt_statistic(G)[0] / 80 == pytest.approx(kl_gap(S, (3, 4))[0], rel=1e-6)
+
+
+def test_null_directions_is_scale_invariant():                   # mutation M09
+    assert null_directions(1e-14 * np.eye(3)) == 0
+    assert null_directions(1e14 * np.diag([1.0, 1e-14, 1.0])) == 1
+
+
+def test_null_entries_map_back_through_the_projection():         # mutation M17
+    F = np.diag([1.0, 2.0, 0.0, 3.0, 4.0, 5.0])                  # entry (0, 2) of a (2, 3) weight dead
+    Q1 = np.linalg.qr(np.random.default_rng(2).standard_normal((2, 2)))[0]
+    P = _kron([Q1, np.eye(3)])
+    assert _null_entries(F, P, (2, 3)) == [[0, 2]]
+
+
+def test_row_consistent_needs_every_part():                      # mutation M19, M20
+    ok = {"z_trace": 0.0, "z_top": 0.0, "exact_paths_rel_diff": 0.0, "top_direction_rel_diff": 0.0}
+    assert row_consistent(ok)
+    assert not row_consistent({**ok, "z_top": 5.0})
+    assert not row_consistent({**ok, "z_trace": -5.0})
+    assert not row_consistent({**ok, "exact_paths_rel_diff": 1e-6})
+    assert not row_consistent({**ok, "top_direction_rel_diff": 1e-6})
+
+
+def test_population_gap_kronecker_dead_weight_and_nonseparable():  # mutation M23-M26, M31, M32
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((3, 3)); A = A @ A.T + np.eye(3)
+    B = rng.standard_normal((4, 4)); B = B @ B.T + np.eye(4)
+    r = population_gap(np.kron(A, B), (3, 4))
+    assert r["support_shape"] == [3, 4] and r["population_gap"] < 1e-10 and r["mle_rel_frobenius"] < 1e-8
+    C = nonseparable_covariance((3, 4))
+    r = population_gap(C, (3, 4))
+    assert r["population_gap"] == pytest.approx(kl_gap(C, (3, 4))[0], rel=1e-8)
+    # softmax-like mode: 1^T G_(1) = 0 removes one row dimension, the gap is that of the projected block
+    Q = np.linalg.qr(np.vstack([np.ones(3), rng.standard_normal((2, 3))]).T)[0][:, 1:]
+    Cp = nonseparable_covariance((2, 4), seed=7)
+    P = np.kron(Q, np.eye(4))
+    r = population_gap(P @ Cp @ P.T, (3, 4))
+    assert r["support_shape"] == [2, 4] and r["population_gap"] == pytest.approx(kl_gap(Cp, (2, 4))[0], rel=1e-6)
+    # one dead weight: singular on the support, coordinate-aligned
+    d = np.ones(12); d[6] = 0.0
+    M = np.diag(d) @ C @ np.diag(d)
+    r = population_gap(M, (3, 4), (3, 4))
+    assert r["population_null_directions"] == 1 and r["null_kind"] == "dead weights" and r["null_entries"] == [[1, 2]]
+    assert math.isinf(r["population_gap"])
+    # mode moments: partial traces, checked against an explicit einsum
+    T = C.reshape(3, 4, 3, 4)
+    M0, M1 = cov_mode_moments(C, (3, 4))
+    np.testing.assert_allclose(M0, np.einsum("ajbj->ab", T)); np.testing.assert_allclose(M1, np.einsum("iaib->ab", T))
+
+
+def test_cross_paths_flags_a_disagreement_and_matches_every_row():  # mutation M27-M29
+    row = {"problem": "mlp", "layer": "fc2.weight", "seed": 0, "epochs_done": 2, "point": "mid", "population_gap": 1.0,
+           "support_shape": [9, 64]}
+    traj = [{"problem": "mlp", "layer": "fc2.weight", "seed": 0, "epoch": 2, "population_gap": 1.1, "support_shape": [9, 64]}]
+    (p,) = _cross_paths([row], traj)
+    assert p["same_support"] and not p["agree"]
+    (p,) = _cross_paths([row], [{**traj[0], "population_gap": 1.0}])
+    assert p["agree"] and p["rel_diff"] == 0.0
+
+
+def test_mc_pvalue_counts_ties_and_infinite_null_sets():
+    from proofs_check.separability import mc_pvalue
+
+    assert mc_pvalue(np.array([1.0, 2.0, 3.0]), 2.0) == 3 / 4  # ties count as at least as extreme
+    assert mc_pvalue(np.array([np.inf, 1.0]), np.inf) == 2 / 3  # an infinite statistic: only singular null sets count
+    assert mc_pvalue(np.array([5.0, 6.0]), 0.0) == 1.0
+
+
+def test_p_bootstrap_is_a_monte_carlo_p_value():                   # mutation M12
+    net, params, X = _toy_softmax()
+    r = study_point(net, params, X, "fc2.weight", n_boot=19, rng=np.random.default_rng(4))
+    k = r["p_bootstrap"] * 20
+    assert abs(k - round(k)) < 1e-9 and 1 <= round(k) <= 20
+
+
+def test_population_gap_keeps_a_small_genuine_direction_and_reports_the_projection_error():  # mutation M24, M31
+    from tnt_ref.tensor_normal import mle
+    A = np.diag([1.0, 1.0, 1e-5]); B = np.diag([1.0, 2.0, 3.0, 4.0])
+    C = nonseparable_covariance((3, 4))
+    D = np.kron(np.sqrt(A), np.eye(4)); F = D @ C @ D
+    r = population_gap(F, (3, 4))
+    assert r["support_shape"] == [3, 4] and r["population_gap"] == pytest.approx(kl_gap(F, (3, 4))[0], rel=1e-6)
+    K = _kron(mle(covariance=C, shape=(3, 4), tol=1e-12, max_iter=1000).factors)
+    assert population_gap(C, (3, 4))["mle_rel_frobenius"] == pytest.approx(np.linalg.norm(C - K) / np.linalg.norm(C), rel=1e-6)
+
+
+def test_population_and_sample_singularity_are_told_apart():       # mutation M22 (and M13's singular branch)
+    net, params, X = _toy_softmax()
+    Xd = np.repeat(X[:5], 2, axis=0)                               # 10 samples, rank(S) <= 5 < D = 8; F over 10 images is not singular
+    y = np.repeat(np.arange(5) % 3, 2)
+    r = study_point(net, params, Xd, "fc2.weight", n_boot=9, rng=np.random.default_rng(0), labels=y)
+    assert r["sample_null_directions"] > 0 and math.isinf(r["statistic"])
+    assert r["population_null_directions"] == 0 and math.isfinite(r["population_gap"])
+    assert r["p_bootstrap"] == pytest.approx((1 + r["bootstrap_singular"]) / 10)
