@@ -245,8 +245,8 @@ def _cmd_compare(args) -> int:
             for p in ours:
                 p.unlink(missing_ok=True)
         scheduler = stack.enter_context(connect(args.scheduler)) if args.scheduler else None
-        print(f"{args.problem}: tuning on {args.tune_seeds} seeds over the validation split, then {args.seeds} fresh "
-              f"seeds; {args.epochs} epochs per run; "
+        print(f"{args.problem}: tuning on {args.tune_seeds} seed{'s' * (args.tune_seeds != 1)} over the validation split, "
+              f"then {args.seeds} fresh seed{'s' * (args.seeds != 1)}; {args.epochs} epochs per run; "
               + (f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs} local job(s)"), flush=True)
         kw = {"optimizers": args.optimizers} if args.optimizers else {}
         if args.damping_grid:
