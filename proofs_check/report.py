@@ -68,6 +68,17 @@ def _jsonable(x):
     return str(x)
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write (creating the folder) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _theorem_figure(path: Path) -> Path | None:
     from .theorem import THEOREM_RESULTS
 
@@ -99,11 +110,7 @@ def _theorem_figure(path: Path) -> Path | None:
     ax.set_ylabel("E ||grad f(x_R)||^2")
     ax.set_title("Theorem 1 [reconstructed]: softmax regression on digits")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_report(path, results: list[CheckResult], profile: str, command: str) -> Path:
@@ -325,8 +332,4 @@ def digits_figure(res: dict, path: Path) -> Path | None:
     a2.set_ylim(0, 1.05)
     a2.set_title(f"relative error of the KL projection (mean +- s.d., seeds {tr['seeds']})", fontsize=10)
     a2.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
