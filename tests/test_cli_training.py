@@ -185,3 +185,21 @@ def test_train_seeds_is_a_grid_with_a_summary(tmp_path, capsys):
     assert main(["train", "--problem", "autoencoder", "--optimizer", "sgd", "--lr", "1e6", "--epochs", "1", "--seeds", "0",
                  "--out", str(tmp_path / "div")]) == 3
     assert json.loads((tmp_path / "div" / "summary.json").read_text())["diverged_seeds"] == [0]
+
+
+def test_demo_uses_one_damping_per_tnt_variant(tmp_path, monkeypatch, capsys):
+    """The demo does not tune the damping: TNT gets 1e-2, TNT-EF 3e-2 (with 1e-2 it diverges at every learning rate
+    of its grid on the autoencoder, so the demo's table would have no TNT-EF row)."""
+    import tnt_ref.training as training
+    from tnt_ref.cli.training import DEMO_DAMPING
+
+    seen = {}
+
+    def fake_compare(problem, out, **kw):
+        seen.update(kw, problem=problem)
+        (out / "table.md").write_text("table\n")
+
+    monkeypatch.setattr(training, "compare", fake_compare)
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    assert seen["problem"] == "autoencoder" and seen["damping_grids"] == DEMO_DAMPING == {"tnt": [1e-2], "tnt-ef": [3e-2]}
+    assert seen["widen"] == 0 and seen["tune_seeds"] == 1 and seen["seeds"] == 3
