@@ -18,6 +18,9 @@ statistic of each, ``p = (1 + #{Lambda* >= Lambda}) / (n_boot + 1)``.
 ``Lambda`` is invariant under ``G -> G x_1 A_1 ... x_k A_k`` for invertible ``A_i`` (both MLEs are
 equivariant) [derived], so under ``H0`` its law does not depend on the true factors: the bootstrap
 is an exact Monte Carlo test, whatever the fitted factors (tested in ``tests/test_separability.py``).
+One caveat: a sample covariance singular to working precision (:data:`NULL_RTOL`) is given
+``Lambda = +inf``, and that numerical rule is not invariant under ``G x_i A_i``, so for such blocks
+the p-value is exact only up to it.
 
 The bootstrap statistics come from :func:`batched_lrt_statistics`, a vectorised flip-flop over many
 data sets at once, checked against the project's :func:`~tnt_ref.tensor_normal.mle` in the tests.
@@ -25,6 +28,7 @@ data sets at once, checked against the project's :func:`~tnt_ref.tensor_normal.m
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -347,11 +351,13 @@ def mode_ranges(G, rtol: float = 1e-9) -> list:
     """
     from tnt_ref.tensor_normal import mode_moments  # noqa: PLC0415
 
-    out = []
-    for S in mode_moments(G):
-        lam, V = np.linalg.eigh((S + S.T) / 2)
-        out.append(V[:, lam > rtol * lam.max()])
-    return out
+    return [_range_basis(S, rtol) for S in mode_moments(G)]
+
+
+def _range_basis(M, rtol: float):
+    """Orthonormal basis of the eigenvectors of the symmetric PSD ``M`` with eigenvalue above ``rtol`` x the largest."""
+    lam, V = np.linalg.eigh((M + M.T) / 2)
+    return V[:, lam > rtol * lam.max()]
 
 
 def _project(G, Qs):
@@ -447,7 +453,8 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
     draws_used = n // n_img
     observed = np.array([np.trace(S), v @ S @ v])
     z = (observed - mom["mean"]) / np.sqrt(mom["var_sum"] / (n_img ** 2 * draws_used))
-    pop_null = int(np.sum(lam_F <= NULL_RTOL * lam_F[-1]))
+    gap = _gap_on_support(F, P, shape, param_shape)
+    pop_null = gap["population_null_directions"]
     samp_null = null_directions(S)
     row = {"layer": name, "tensor_shape": list(full_shape), "support_shape": list(shape), "n": n, "D": D,
            "draws": draws_used, "labels": "sampled" if labels is None else "given",
@@ -455,12 +462,8 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
            "exact_paths_rel_diff": float(abs(mom["mean"][0] - np.trace(Fp)) / np.trace(Fp)),
            # the enumerated E[v^T S v] is the top eigenvalue of F: v is the top direction (a second cross-path check)
            "top_direction_rel_diff": float(abs(mom["mean"][1] - lam_F[-1]) / lam_F[-1]),
-           "population_null_directions": pop_null, "sample_null_directions": samp_null,
-           "population_min_eig_rel": float(lam_F[0] / lam_F[-1]), "df": separability_df(shape),
-           # a covariance singular on the mode-wise support, although every mode moment is not, is no Kronecker
-           # product of positive-definite factors: the KL gap is infinite
-           "population_gap": math.inf if pop_null else kl_gap(Fp, shape)[0],
-           "null_entries": _null_entries(F, P, param_shape) if pop_null else []}
+           "sample_null_directions": samp_null,
+           "population_min_eig_rel": float(lam_F[0] / lam_F[-1]), "df": separability_df(shape), **gap}
     if not lrt:
         return row
     if samp_null:
@@ -502,6 +505,23 @@ def cov_mode_moments(F, shape) -> list:
     return out
 
 
+def _gap_on_support(F, P, sub, param_shape=None) -> dict:
+    """KL gap and relative Frobenius error of the KL projection of ``P^T F P`` (shape ``sub``), with the
+    null-space diagnosis of :func:`population_gap`; the MLE is fitted once."""
+    Fp = P.T @ F @ P
+    null = null_directions(Fp)
+    if null:  # singular on the support: no Kronecker product of PD factors equals it, the gap is infinite
+        gap, factors = math.inf, mle(covariance=Fp, shape=sub, tol=1e-12, max_iter=1000).factors
+    else:
+        gap, factors = kl_gap(Fp, sub)
+    entries = _null_entries(F, P, param_shape) if null and param_shape is not None else []
+    return {"population_null_directions": null,
+            "null_kind": None if not null else ("dead weights" if entries else "numerical"),
+            "population_gap": gap,
+            "mle_rel_frobenius": float(np.linalg.norm(Fp - _kron(factors)) / np.linalg.norm(Fp)),
+            "null_entries": entries}
+
+
 def population_gap(F, shape, param_shape=None, rtol: float = 1e-9) -> dict:
     """The exact block's distance from the tensor-normal family, on its mode-wise support.
 
@@ -513,41 +533,36 @@ def population_gap(F, shape, param_shape=None, rtol: float = 1e-9) -> dict:
     input), or only to float64 precision (``"numerical"``: eigenvalues below ``NULL_RTOL`` times the
     largest, as for a confident classifier whose ``Lambda(x)`` is nearly zero on most inputs).
     """
-    Qs = []
-    for M in cov_mode_moments(F, shape):
-        lam, V = np.linalg.eigh((M + M.T) / 2)
-        Qs.append(V[:, lam > rtol * lam.max()])
-    P = _kron(Qs)
-    Fp = P.T @ F @ P
+    Qs = [_range_basis(M, rtol) for M in cov_mode_moments(F, shape)]
     sub = tuple(q.shape[1] for q in Qs)
-    null = null_directions(Fp)
-    factors = mle(covariance=Fp, shape=sub, tol=1e-12, max_iter=1000).factors
-    K = _kron(factors)
-    entries = _null_entries(F, P, param_shape) if null and param_shape is not None else []
-    return {"support_shape": list(sub), "D": math.prod(sub), "population_null_directions": null,
-            "null_kind": None if not null else ("dead weights" if entries else "numerical"),
-            "population_gap": math.inf if null else kl_gap(Fp, sub)[0],
-            "mle_rel_frobenius": float(np.linalg.norm(Fp - K) / np.linalg.norm(Fp)),
-            "null_entries": entries}
+    return {"support_shape": list(sub), "D": math.prod(sub), **_gap_on_support(F, _kron(Qs), sub, param_shape)}
+
+
+@functools.lru_cache(maxsize=64)
+def _tnt_run(problem: str, epochs: int, seed: int):
+    """The study's TNT run (middle of the problem's learning-rate grid), memoised: runs are deterministic, and
+    the LRT points and the gap trajectory visit the same (problem, epochs, seed)."""
+    from tnt_ref.training import get_problem, run  # noqa: PLC0415
+
+    return run(problem, "tnt", get_problem(problem).grids["tnt"][1], epochs=epochs, seed=seed, progress=False)
 
 
 def gap_trajectory(problem: str, names, *, seeds, epochs_list, log=None) -> list:
     """:func:`population_gap` of the exact Fisher block of each parameter in ``names`` along TNT
     runs of ``problem`` (one fresh, deterministic run of ``e`` epochs per point and seed; the
-    learning rate is the middle of the problem's grid), over all 1797 digits."""
+    learning rate is the middle of the problem's grid; :func:`_tnt_run`), over all 1797 digits."""
     from tnt_ref.data import load_digits  # noqa: PLC0415
     from tnt_ref.fisher import exact_fisher_blocks, tensor_shape  # noqa: PLC0415
-    from tnt_ref.training import get_problem, run  # noqa: PLC0415
+    from tnt_ref.training import get_problem  # noqa: PLC0415
 
     prob = get_problem(problem)
     net = prob.build()
     ds = load_digits(images=prob.images)
     X = np.concatenate([ds.X_train, ds.X_test])
-    lr = prob.grids["tnt"][1]
     rows = []
     for seed in seeds:
         for e in epochs_list:
-            res = run(problem, "tnt", lr, epochs=e, seed=seed, progress=False) if e else None
+            res = _tnt_run(problem, int(e), int(seed)) if e else None
             params = res.params if res is not None else net.init(np.random.default_rng(seed))
             blocks = exact_fisher_blocks(net, params, X, names=list(names))
             for name in names:
@@ -618,7 +633,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
 
     from tnt_ref._validation import check_int  # noqa: PLC0415
     from tnt_ref.data import load_digits  # noqa: PLC0415
-    from tnt_ref.training import get_problem, run  # noqa: PLC0415
+    from tnt_ref.training import get_problem  # noqa: PLC0415
 
     if profile not in ("quick", "full"):
         raise ValueError(f"unknown profile {profile!r}; valid: ['quick', 'full'].")
@@ -635,8 +650,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
         y = np.concatenate([ds.y_train, ds.y_test])
         lr = prob.grids["tnt"][1]
         t0 = time.perf_counter()
-        mid = run(problem, "tnt", lr, epochs=epochs // 2, seed=seed, progress=False)
-        end = run(problem, "tnt", lr, epochs=epochs, seed=seed, progress=False)
+        mid, end = _tnt_run(problem, epochs // 2, seed), _tnt_run(problem, epochs, seed)
         points = {"init": (net.init(np.random.default_rng(seed)), 0, None), "mid": (mid.params, epochs // 2, mid),
                   "end": (end.params, epochs, end)}
         train_s = time.perf_counter() - t0
