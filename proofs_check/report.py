@@ -172,9 +172,9 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
 
 
 def _found(results: list[CheckResult], name: str) -> CheckResult | None:
-    """The result named ``name`` if it ran and measured rows (not a crash)."""
+    """The result named ``name`` if it ran to a result (status ``"error"``: a crash, nothing to tabulate)."""
     for r in results:
-        if r.name == name and "error" not in r.measured:
+        if r.name == name and r.status != "error":
             return r
     return None
 

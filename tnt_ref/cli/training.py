@@ -253,9 +253,9 @@ def _cmd_compare(args) -> int:
               f"then {args.seeds} fresh seed{'s' * (args.seeds != 1)}; {args.epochs} epochs per run; "
               + (f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs} local job(s)"), flush=True)
         kw = {"optimizers": args.optimizers} if args.optimizers else {}
-        if args.damping_grid:
+        if args.damping_grid:  # one grid for both TNT variants (--damping-grid), or the demo's per-variant grids
             kw["damping_grids"] = {"tnt": args.damping_grid, "tnt-ef": args.damping_grid}
-        elif getattr(args, "damping_grids", None):
+        elif args.damping_grids:
             kw["damping_grids"] = args.damping_grids
         try:
             compare(args.problem, out, epochs=args.epochs, tune_seeds=args.tune_seeds, seeds=args.seeds,
@@ -351,7 +351,7 @@ def add_parsers(sub) -> None:
     _add_grid(cmp_)
     _add_common(cmp_, val_default=_default_val())
     _add_hyper(cmp_)
-    cmp_.set_defaults(func=_cmd_compare)
+    cmp_.set_defaults(func=_cmd_compare, damping_grids=None)
 
     demo = sub.add_parser("demo", help="the README's main job: a short optimizer comparison on the autoencoder "
                                        f"({DEMO_EPOCHS} epochs, 1 tuning seed, 3 report seeds)")
