@@ -25,7 +25,7 @@ import tracemalloc
 import numpy as np
 
 from tnt_ref.data import load_digits
-from tnt_ref import fisher_gram as fg
+from tnt_ref.fisher import gram as fg
 from tnt_ref.experiments import FISHER_MODELS
 from tnt_ref.fisher import compare_to_exact, exact_fisher_blocks, exact_mode_moments
 from tnt_ref.tensor import kron

@@ -20,7 +20,7 @@ import platform
 import tempfile
 import time
 
-from tnt_ref.grid import TIMING_FIELDS, RunSpec, run_grid
+from tnt_ref.training import TIMING_FIELDS, RunSpec, run_grid
 from tnt_ref.training import VAL_SIZE
 
 

@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-from tnt_ref.fisher import kfac_sums, tensor_shape
+from tnt_ref.fisher import kfac_sums
+from tnt_ref.tensor import tensor_shape
 from tnt_ref.models import cnn, mlp
 from tnt_ref.optim import make_optimizer
 

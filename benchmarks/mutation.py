@@ -58,10 +58,10 @@ M = Mutation
 MUTATIONS: list[Mutation] = [
     # --- TNT and the training loop [code]
     M("tnt-ef-is-tnt", "tnt_ref/optim/tnt.py", '"data" if empirical else "sampled", hyper)', '"sampled", hyper)', GOLD, OPT),
-    M("warm-start-skipped", "tnt_ref/training.py", 'elif optimizer in ("tnt", "tnt-ef"):', "elif False:", GOLD, OPT),
-    M("warm-start-data-labels", "tnt_ref/training.py", 'ys = yb if opt.stat_labels == "data" else net.loss_fn.sample(z, rng)', "ys = yb", GOLD, OPT),
-    M("per-example-times-m", "tnt_ref/training.py", "net.loss_fn.grad(z, y_stat), per_example=True)", "net.loss_fn.grad(z, y_stat) * m, per_example=True)", GOLD, OPT),
-    M("warm-start-per-example-over-m", "tnt_ref/training.py", "gout if per_example else gout / m", "gout / m", GOLD, OPT),
+    M("warm-start-skipped", "tnt_ref/training/runner.py", 'elif optimizer in ("tnt", "tnt-ef"):', "elif False:", GOLD, OPT),
+    M("warm-start-data-labels", "tnt_ref/training/runner.py", 'ys = yb if opt.stat_labels == "data" else net.loss_fn.sample(z, rng)', "ys = yb", GOLD, OPT),
+    M("per-example-times-m", "tnt_ref/training/step.py", "net.loss_fn.grad(z, y_stat), per_example=True)", "net.loss_fn.grad(z, y_stat) * m, per_example=True)", GOLD, OPT),
+    M("warm-start-per-example-over-m", "tnt_ref/training/runner.py", "gout if per_example else gout / m", "gout / m", GOLD, OPT),
     M("tnt-ema-weights-swapped", "tnt_ref/optim/tnt.py", "    m *= 1 - beta\n    m += beta * s", "    m *= beta\n    m += (1 - beta) * s", GOLD, OPT),
     M("tnt-stats-at-t0", "tnt_ref/optim/tnt.py", "return t % T1 == 0 and (t > 0 or state.n_stats == 0)", "return t % T1 == 0", GOLD, OPT),
     M("tnt-inverse-schedule-T2-only", "tnt_ref/optim/tnt.py", "return t % (T1 if t < T2 else T2) == 0", "return t % T2 == 0", GOLD, OPT),
@@ -71,10 +71,10 @@ MUTATIONS: list[Mutation] = [
     M("estimator-c-power-k", "tnt_ref/tensor_normal.py", "return [s / (c ** (k - 1) * D / d) for s, d in zip(moments, shape)]", "return [s / (c ** k * D / d) for s, d in zip(moments, shape)]", TN, "pytest tests"),
     M("damping-eps-over-k", "tnt_ref/kronecker.py", "eps_i = [eps] * k", "eps_i = [eps / k] * k", GOLD, "pytest tests/test_kronecker.py tests/test_optim.py"),
     # --- KFAC (KFC)
-    M("kfc-1-over-T-dropped", "tnt_ref/fisher.py", "return xp.matmul(d2, d2.T) / T, xp.matmul(a2, a2.T)", "return xp.matmul(d2, d2.T), xp.matmul(a2, a2.T)", GOLD, FISH),
+    M("kfc-1-over-T-dropped", "tnt_ref/fisher/statistics.py", "return xp.matmul(d2, d2.T) / T, xp.matmul(a2, a2.T)", "return xp.matmul(d2, d2.T), xp.matmul(a2, a2.T)", GOLD, FISH),
     M("kfac-bias-damping-sqrt", "tnt_ref/optim/kfac.py", "G_inv[b] = xp.linalg.inv(G[w] + lam * xp.eye(G[w].shape[0], dtype=G[w].dtype))", "G_inv[b] = xp.linalg.inv(G[w] + root * xp.eye(G[w].shape[0], dtype=G[w].dtype))", GOLD, OPT),
     M("kfac-damping-lambda-not-sqrt", "tnt_ref/optim/kfac.py", "root = math.sqrt(lam)", "root = lam", GOLD, OPT),
-    M("kfac-A-not-over-m", "tnt_ref/training.py", 'extra["kfac_stats"][k] = (dd / m, aa / m)', 'extra["kfac_stats"][k] = (dd / m, aa)', GOLD, OPT),
+    M("kfac-A-not-over-m", "tnt_ref/training/step.py", 'extra["kfac_stats"][k] = (dd / m, aa / m)', 'extra["kfac_stats"][k] = (dd / m, aa)', GOLD, OPT),
     M("kfac-ema-swapped", "tnt_ref/optim/kfac.py", "else beta * A[k] + (1 - beta) * kfac_stats[k][1]", "else (1 - beta) * A[k] + beta * kfac_stats[k][1]", GOLD, OPT),
     # --- Shampoo
     M("shampoo-root-1-over-k", "tnt_ref/optim/shampoo.py", "return (Q * lam ** (-1.0 / (2 * k_order))) @ Q.T", "return (Q * lam ** (-1.0 / k_order)) @ Q.T", GOLD, OPT),
@@ -86,10 +86,10 @@ MUTATIONS: list[Mutation] = [
     M("adam-eps-inside-sqrt", "tnt_ref/optim/adam.py", "(xp.sqrt(n[k] / c2) + eps)", "xp.sqrt(n[k] / c2 + eps)", GOLD, OPT),
     M("sgd-dampened-momentum", "tnt_ref/optim/sgd.py", "v = {k: mu * state.momentum[k] + grads[k] for k in grads}", "v = {k: mu * state.momentum[k] + (1 - mu) * grads[k] for k in grads}", GOLD, OPT),
     # --- Fisher ladder, KL, MLE
-    M("ladder-batch-mean-scale-dropped", "tnt_ref/fisher.py", 'approx["tnt-batch-mean"] = batch_size * kron(', 'approx["tnt-batch-mean"] = kron(', GOLD, FISH),
-    M("compare-kl-minus-D-dropped", "tnt_ref/fisher.py", "kl = 0.5 * float(np.sum(M * M) - D + 2", "kl = 0.5 * float(np.sum(M * M) + 2", GOLD, FISH),
+    M("ladder-batch-mean-scale-dropped", "tnt_ref/fisher/ladder.py", 'approx["tnt-batch-mean"] = batch_size * kron(', 'approx["tnt-batch-mean"] = kron(', GOLD, FISH),
+    M("compare-kl-minus-D-dropped", "tnt_ref/fisher/ladder.py", "kl = 0.5 * float(np.sum(M * M) - D + 2", "kl = 0.5 * float(np.sum(M * M) + 2", GOLD, FISH),
     M("tn-kl-minus-D-dropped", "tnt_ref/tensor_normal.py", "return 0.5 * (tr - D + logdet_v - logdet_u + maha)", "return 0.5 * (tr + logdet_v - logdet_u + maha)", GOLD, TN),
-    M("mle-unnormalized", "tnt_ref/tensor_normal.py", "return MLEResult(factors=_normalize(U),", "return MLEResult(factors=U,", GOLD, TN),
+    M("mle-unnormalized", "tnt_ref/tensor_normal_mle.py", "return MLEResult(factors=_normalize(U),", "return MLEResult(factors=U,", GOLD, TN),
     M("mode-moments-symmetrize-off", "tnt_ref/optim/tnt.py", "return _mode_moments(stack, symmetrize=False)", "return _mode_moments(stack, symmetrize=True)", GOLD, OPT,
       equivalent="G_(i) G_(i)^T is symmetric up to round-off; symmetrizing changes entries by ~1e-16 relative, below every tolerance"),
     # --- proofs_check (the checker's own formulas)

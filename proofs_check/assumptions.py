@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from tnt_ref.fisher import tensor_shape
+from tnt_ref.tensor import tensor_shape
 from tnt_ref.tensor import kron
 
 from . import variant

@@ -3,7 +3,7 @@ result it is expected to give. A negative control is expected to *fail*; the sui
 when every check's status equals its expected result.
 
 Registration flows one way: the check modules (``symbolic``, ``assumptions``, ``theorem``,
-``tight``, ``separability``) import :func:`register` from here, and
+``tight``, ``separability``, ``digits_study``) import :func:`register` from here, and
 :func:`proofs_check.load_checks` imports the check modules (Python imports each once, so every
 check registers exactly once). This module imports none of them. :func:`run_checks` here runs
 what is registered; ``proofs_check.run_checks`` loads every check module first.

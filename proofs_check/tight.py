@@ -42,7 +42,7 @@ import math
 
 import numpy as np
 
-from tnt_ref.fisher import tensor_shape
+from tnt_ref.tensor import tensor_shape
 
 from .assumptions import kappa_bounds
 from .registry import register

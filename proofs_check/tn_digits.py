@@ -1,6 +1,6 @@
 """``python -m proofs_check.tn_digits``: the tensor-normal (separability) test on the digits models
 at initialization, midway and the end of a TNT run, and the exact blocks' KL gap along training
-(:func:`proofs_check.separability.digits_study`). It reports what the data say, whatever they are;
+(:func:`proofs_check.digits_study.digits_study`). It reports what the data say, whatever they are;
 the exit code is 1 when the samples are inconsistent with the exact blocks they are compared with
 (the pass criterion of the check ``tn.digits.study``), 2 on bad arguments."""
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         except OutputPathError as err:
             print(f"{p.prog}: error: {err}", file=sys.stderr)
             return 2
-    from .separability import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
+    from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
 
     res = digits_study(args.profile, draws=args.draws, log=lambda r: print(format_row(r), flush=True))
     for r in res["data_label_rows"]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tnt_ref.data import load_digits
-from tnt_ref.fisher import tensor_shape
+from tnt_ref.tensor import tensor_shape
 from tnt_ref.models import Sequential, mlp
 from tnt_ref.tensor import _mode_products, mode_products, unfold
 from tnt_ref.tensor_normal import tnt_factors_from_moments

@@ -63,8 +63,12 @@ def test_no_damping_with_identity_factors_passes(monkeypatch):
 def test_no_damping_control_fails_for_the_observed_reason():
     r = _one("AS.3.no_damping")
     assert r.status == "fail"
-    assert set(r.measured["failures"]) <= {"H_k not finite (does not exist)",
-                                          "H_k numerically singular (lambda_max/lambda_min > 1/(D eps_machine)): unbounded"}
+    singular = {"H_k not finite (does not exist)",
+                "H_k numerically singular (lambda_max/lambda_min > 1/(D eps_machine)): unbounded"}
+    # the inverse of a factor singular to working precision: which further symptoms the BLAS shows varies by machine
+    symptoms = {"H_k not symmetric", "eigenvalue <= 0 (H_k not positive definite)", "eigenvalue below kappa_lo"}
+    assert set(r.measured["failures"]) & singular, r.measured["failures"]
+    assert set(r.measured["failures"]) <= singular | symptoms, r.measured["failures"]  # never "above kappa_hi" (no bound)
 
 
 @pytest.mark.parametrize("wrong", ["kappa_hi=1/eps", "kappa_lo*10"])

@@ -11,8 +11,9 @@ import time
 import pytest
 
 import tnt_ref.training as T
+import tnt_ref.training.runner as R  # run() calls the train_step of its own module
 from tnt_ref.cli import main
-from tnt_ref.grid import TIMING_FIELDS
+from tnt_ref.training import TIMING_FIELDS
 
 TRAIN = ["train", "--problem", "mlp", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "2"]
 SMALL = ["compare", "--problem", "mlp", "--epochs", "2", "--optimizers", "sgd", "tnt", "--tune-seeds", "1",
@@ -99,7 +100,7 @@ def test_train_divergence_exits_3_with_last_good_epoch(tmp_path, capsys):
 def test_train_ctrl_c_keeps_finished_epochs_and_resume_is_identical(tmp_path, capsys, monkeypatch):
     ref = tmp_path / "ref"
     assert main([*TRAIN, "--epochs", "3", "--out", str(ref)]) == 0
-    real, calls = T.train_step, {"n": 0}
+    real, calls = R.train_step, {"n": 0}
 
     def interrupt(*a):
         calls["n"] += 1
@@ -107,7 +108,7 @@ def test_train_ctrl_c_keeps_finished_epochs_and_resume_is_identical(tmp_path, ca
             raise KeyboardInterrupt
         return real(*a)
 
-    monkeypatch.setattr(T, "train_step", interrupt)
+    monkeypatch.setattr(R, "train_step", interrupt)
     out = tmp_path / "cut"
     capsys.readouterr()
     assert main([*TRAIN, "--epochs", "3", "--out", str(out)]) == 130
@@ -115,7 +116,7 @@ def test_train_ctrl_c_keeps_finished_epochs_and_resume_is_identical(tmp_path, ca
     assert err.count("\n") == 1 and "interrupted (Ctrl-C); kept 2 finished epochs" in err and "--resume" in err
     doc = json.loads((out / "history.json").read_text())
     assert doc["status"] == "interrupted" and len(doc["history"]) == 2
-    monkeypatch.setattr(T, "train_step", real)
+    monkeypatch.setattr(R, "train_step", real)
     assert main([*TRAIN, "--epochs", "3", "--out", str(out), "--resume"]) == 0
     a = json.loads((out / "history.json").read_text())["history"]
     b = json.loads((ref / "history.json").read_text())["history"]
@@ -136,7 +137,7 @@ def test_compare_jobs2_equals_jobs1_and_ctrl_c_resume(tmp_path, capsys, monkeypa
     # a rerun into the same folder is refused
     assert main([*SMALL, "--out", str(d1)]) == 2
     # Ctrl-C after 3 of 6 runs: one line, exit 130, the 3 kept; --resume finishes with the same results
-    import tnt_ref.grid as G
+    import tnt_ref.training.grid as G
 
     real, calls = G.run_one, {"n": 0}
 

@@ -17,11 +17,11 @@ from tnt_ref.fisher import (
     exact_mode_moments,
     kfac_factors,
     monte_carlo_fisher_blocks,
-    tensor_shape,
 )
 from tnt_ref.kronecker import frobenius_kron_fit
 from tnt_ref.models import cnn, mlp
-from tnt_ref.tensor_normal import mle
+from tnt_ref.tensor import tensor_shape
+from tnt_ref.tensor_normal_mle import mle
 
 from .conftest import np_, on
 

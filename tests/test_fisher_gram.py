@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tnt_ref import fisher_gram as fg
+from tnt_ref.fisher import gram as fg
 from tnt_ref.fisher import BlockTooLargeError, approximation_ladder, compare_to_exact
 from tnt_ref.kronecker import frobenius_kron_fit
 from tnt_ref.models import cnn, mlp
 from tnt_ref.tensor import kron
-from tnt_ref.tensor_normal import mle
+from tnt_ref.tensor_normal_mle import mle
 
 METRICS = ("rel_error", "kl", "cosine")
 #: ||F - K||_F / ||F||_F by ||F||^2 - 2<F,K> + ||K||^2 cancels near an exact fit: absolute floor ~ sqrt(eps).

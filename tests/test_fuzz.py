@@ -26,7 +26,8 @@ from tnt_ref.kronecker import KroneckerMatrix
 from tnt_ref.models import mlp
 from tnt_ref.optim import OPTIMIZERS, make_optimizer
 from tnt_ref.tensor import fold, mode_product, unfold
-from tnt_ref.tensor_normal import TensorNormal, mle, mode_moments, normalize, tnt_factors, tnt_factors_from_moments
+from tnt_ref.tensor_normal import TensorNormal, mode_moments, normalize, tnt_factors, tnt_factors_from_moments
+from tnt_ref.tensor_normal_mle import mle
 from tnt_ref.training import train_step
 
 #: examples per test; CI uses 100 under the deterministic profile (conftest). A longer hunt off CI:

@@ -17,11 +17,13 @@ import scipy.linalg
 
 from tnt_ref import training
 from tnt_ref.data import load_digits
-from tnt_ref.fisher import METHODS, approximation_ladder, compare_to_exact, exact_fisher_blocks, tensor_shape
+from tnt_ref.fisher import METHODS, approximation_ladder, compare_to_exact, exact_fisher_blocks
+from tnt_ref.tensor import tensor_shape
 from tnt_ref.models import cnn, mlp
 from tnt_ref.optim import make_optimizer
 from tnt_ref.tensor import kron
-from tnt_ref.tensor_normal import TensorNormal, mle
+from tnt_ref.tensor_normal import TensorNormal
+from tnt_ref.tensor_normal_mle import mle
 from tnt_ref.training import Problem, train_step
 
 RTOL = 1e-9

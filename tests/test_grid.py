@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import tnt_ref.grid as G
-from tnt_ref.grid import TIMING_FIELDS, RunSpec, difference_ci, mean_ci, run_grid, verdict
+import tnt_ref.training.grid as G
+from tnt_ref.training import TIMING_FIELDS, RunSpec, difference_ci, mean_ci, run_grid, verdict
 
 SPECS = [RunSpec.make("mlp", o, lr, s, 2, kw, val_size=297)
          for o, lr, kw in [("sgd", 0.1, {}), ("tnt", 1e-4, {"damping": 0.03})] for s in (0, 1)]

@@ -9,7 +9,7 @@ import pytest
 
 from tnt_ref import kron
 from tnt_ref.data import load_digits
-from tnt_ref.fisher import tensor_shape
+from tnt_ref.tensor import tensor_shape
 from tnt_ref.models import cnn, mlp
 from tnt_ref.optim import OPTIMIZERS, TNTState, make_optimizer, tnt, tnt_warm_start
 from tnt_ref.training import train_step

@@ -1,4 +1,4 @@
-"""The separability LRT (proofs_check.separability): batched flip-flop against the project's mle,
+"""The separability LRT (proofs_check.separability) and the digits study (proofs_check.digits_study): batched flip-flop against the project's mle,
 invariance of the statistic, zero KL gap exactly for Kronecker covariances, argument errors."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from proofs_check.separability import (_cross_paths, _kron, _null_entries, _random_factors, batched_lrt_statistics,
-                                       cov_mode_moments, kl_gap, lrt_statistic, nonseparable_covariance, null_directions,
-                                       population_gap, row_consistent, separability_df, separability_test, study_point)
+from proofs_check.digits_study import (_cross_paths, _null_entries, cov_mode_moments, population_gap, row_consistent,
+                                       study_point)
+from proofs_check.separability import (_kron, _random_factors, batched_lrt_statistics, kl_gap, lrt_statistic,
+                                       nonseparable_covariance, null_directions, separability_df, separability_test)
 from tnt_ref.tensor_normal import TensorNormal
 
 
@@ -84,7 +85,7 @@ def test_null_entries_name_a_dead_weight_and_only_a_coordinate_aligned_null_spac
 
 
 def test_cross_paths_match_layer_seed_and_epoch_and_refuse_different_supports():
-    from proofs_check.separability import _cross_paths
+    from proofs_check.digits_study import _cross_paths
 
     row = {"problem": "cnn", "layer": "conv1.weight", "point": "mid", "seed": 0, "epochs_done": 10,
            "population_gap": 80.0, "support_shape": [8, 1, 9]}
@@ -128,7 +129,7 @@ def test_batched_statistic_is_infinite_for_a_singular_set_only():
 
 
 def test_study_point_and_digits_study_refuse_bad_arguments():
-    from proofs_check.separability import digits_study
+    from proofs_check.digits_study import digits_study
 
     net, params, X = _toy_softmax()
     rng = np.random.default_rng(0)
@@ -160,7 +161,8 @@ def test_study_point_row_is_internally_consistent():             # mutation M12,
     assert r["p_bootstrap"] >= 1 / 20 and r["top_direction_rel_diff"] < 1e-10
     assert r["z"] == pytest.approx((r["statistic"] - r["null_mean"]) / r["null_sd"])
     assert r["sample_gap"] == pytest.approx(r["statistic"] / (2 * r["n"]))
-    from tnt_ref.fisher import exact_fisher_blocks, tensor_shape
+    from tnt_ref.fisher import exact_fisher_blocks
+    from tnt_ref.tensor import tensor_shape
     F = exact_fisher_blocks(net, params, X, names=["fc2.weight"])["fc2.weight"]
     pg = population_gap(F, tensor_shape(params["fc2.weight"].shape))
     assert pg["support_shape"] == r["support_shape"] and r["population_gap"] == pytest.approx(pg["population_gap"], rel=1e-8)
@@ -246,7 +248,7 @@ def test_p_bootstrap_is_a_monte_carlo_p_value():                   # mutation M1
 
 
 def test_population_gap_keeps_a_small_genuine_direction_and_reports_the_projection_error():  # mutation M24, M31
-    from tnt_ref.tensor_normal import mle
+    from tnt_ref.tensor_normal_mle import mle
     A = np.diag([1.0, 1.0, 1e-5]); B = np.diag([1.0, 2.0, 3.0, 4.0])
     C = nonseparable_covariance((3, 4))
     D = np.kron(np.sqrt(A), np.eye(4)); F = D @ C @ D

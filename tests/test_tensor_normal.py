@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
 from tnt_ref import TensorNormal, kron, mle, mode_moments, normalize, tnt_factors, tnt_factors_from_moments
-from tnt_ref.tensor_normal import mle_min_samples
+from tnt_ref.tensor_normal_mle import mle_min_samples
 
 from .conftest import RTOL64, np_, on, spd
 

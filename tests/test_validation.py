@@ -20,12 +20,12 @@ from tnt_ref.models import mlp
 from tnt_ref.optim import OPTIMIZERS, adam, kfac, make_optimizer, shampoo, sgd, tnt
 from tnt_ref.tensor_normal import (
     TensorNormal,
-    mle,
     mode_moments,
     normalize,
     tnt_factors,
     tnt_factors_from_moments,
 )
+from tnt_ref.tensor_normal_mle import mle
 from tnt_ref.training import train_step
 
 

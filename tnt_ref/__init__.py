@@ -8,14 +8,13 @@ from .backend import asarray, get_namespace, namespace_for, to_numpy
 from .kronecker import KroneckerMatrix, frobenius_kron_fit
 from .tensor import fold, kron, mode_product, mode_products, unfold, vec
 from .tensor_normal import (
-    MLEResult,
     TensorNormal,
-    mle,
     mode_moments,
     normalize,
     tnt_factors,
     tnt_factors_from_moments,
 )
+from .tensor_normal_mle import MLEResult, mle
 
 __version__ = "0.1.0"
 

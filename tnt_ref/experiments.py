@@ -14,7 +14,8 @@ from .fisher import approximation_ladder
 from .kronecker import frobenius_kron_fit
 from .models import cnn, mlp
 from .tensor import kron
-from .tensor_normal import TensorNormal, mle, mle_min_samples, tnt_factors
+from .tensor_normal import TensorNormal, tnt_factors
+from .tensor_normal_mle import mle, mle_min_samples
 
 __all__ = ["estimator_study", "fisher_study", "FISHER_MODELS"]
 

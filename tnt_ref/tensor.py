@@ -24,7 +24,7 @@ from typing import Any
 from ._validation import check_array, check_mode
 from .backend import get_namespace
 
-__all__ = ["vec", "unfold", "fold", "mode_product", "mode_products", "kron", "outer"]
+__all__ = ["vec", "unfold", "fold", "mode_product", "mode_products", "kron", "outer", "tensor_shape"]
 
 
 def vec(X):
@@ -254,3 +254,20 @@ def outer(*vectors):
         vi = xp.reshape(v, tuple(shape))
         T = vi if T is None else T * vi
     return T
+
+
+def tensor_shape(shape: Sequence[int], conv_modes: int = 3) -> tuple[int, ...]:
+    """The tensor shape TNT uses for a parameter of shape ``shape``.
+
+    Convolution kernels ``(C_out, C_in, kh, kw)`` become ``(C_out, C_in, kh*kw)`` for
+    ``conv_modes=3`` (the authors' choice), ``(C_out, C_in*kh*kw)`` for 2, and stay 4-way for 4
+    [code] (spec section 6). All are row-major reshapes, so ``vec`` and the Fisher block are the
+    same; only the Kronecker structure changes. Other shapes are returned unchanged.
+    """
+    shape = tuple(int(s) for s in shape)
+    if conv_modes not in (2, 3, 4):
+        raise ValueError(f"`conv_modes` must be 2, 3 or 4; got conv_modes={conv_modes!r}.")
+    if len(shape) == 4:
+        co, ci, kh, kw = shape
+        return {4: shape, 3: (co, ci, kh * kw), 2: (co, ci * kh * kw)}[conv_modes]
+    return shape

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .fisher import empirical_fisher_blocks, exact_fisher_blocks, exact_mode_moments, kfac_factors, tensor_shape
 from .files import atomic_savez
+from .fisher import (
+    empirical_fisher_blocks,
+    exact_fisher_blocks,
+    exact_mode_moments,
+    kfac_factors,
+)
 from .kronecker import KroneckerMatrix
 from .models import cnn, mlp
-from .tensor_normal import mle, tnt_factors_from_moments
+from .tensor import tensor_shape
+from .tensor_normal import tnt_factors_from_moments
+from .tensor_normal_mle import mle
 
 __all__ = ["CASES", "build_case", "write_vectors"]
 

@@ -184,7 +184,7 @@ def _cmd_train(args) -> int:
 def _train_seeds(args, hyper: dict) -> int:
     """``train --seeds S1 S2 ...``: one run per seed through the grid engine, and their mean and 95% interval."""
     from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
-    from ..grid import RunSpec, mean_ci, run_grid  # noqa: PLC0415
+    from ..training import RunSpec, mean_ci, run_grid  # noqa: PLC0415
 
     if args.epochs is None or args.seconds is not None:
         raise ValueError("--seeds needs an --epochs budget (not --seconds: runs of a grid have the same epochs).")
@@ -230,8 +230,10 @@ def _train_seeds(args, hyper: dict) -> int:
 # ----------------------------------------------------------------------------- compare and demo
 def _cmd_compare(args) -> int:
     from ..files import OutputPathError, prepare_output_dir  # noqa: PLC0415
-    from ..grid import connect  # noqa: PLC0415
-    from ..training import compare  # noqa: PLC0415
+    from ..training import (
+        compare,  # noqa: PLC0415
+        connect,  # noqa: PLC0415
+    )
 
     _check_resume_overwrite(args)
     out = prepare_output_dir(args.out, "--out")

@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from ..backend import get_namespace
 from .._validation import check_param_dict, linalg_errors
+from ..backend import get_namespace
 from .base import Optimizer, check_hyper
 
 _MORE_DAMPING = "the damped factor is singular to working precision: use more damping (a larger `damping`)."

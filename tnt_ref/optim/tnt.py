@@ -30,9 +30,8 @@ from typing import Any, NamedTuple
 
 from .._validation import check_param_dict
 from ..backend import get_namespace
-from ..fisher import tensor_shape
 from ..kronecker import damped_inverse_factors
-from ..tensor import _mode_products
+from ..tensor import _mode_products, tensor_shape
 from ..tensor_normal import _mode_moments, _tnt_factors_from_moments
 from .base import Optimizer, check_hyper
 

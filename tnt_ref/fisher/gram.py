@@ -7,7 +7,7 @@ For one parameter tensor with ``D`` entries, the exact true Fisher block (spec s
 with one column ``v_j = J^T r_c`` per input ``x`` and per column ``r_c`` of ``Lambda(x) = R R^T``
 (``N = n C`` for softmax and Bernoulli outputs with ``C`` outputs) [derived]. For a linear weight
 ``v_j = vec(delta_j a_j^T)``, so ``V`` is never formed: ``V^T V = (Delta Delta^T) * (A A^T)`` (an
-elementwise product of two Gram matrices). Every metric of :func:`tnt_ref.fisher.compare_to_exact`
+elementwise product of two Gram matrices). Every metric of :func:`tnt_ref.fisher.ladder.compare_to_exact`
 is then exact at ``O(N^2 + sum_i d_i^2)`` memory, never ``O(D^2)`` (derivations: ``docs/fisher.md``):
 
 * ``||F||_F^2 = ||V^T V||_F^2 / n^2`` and ``<F, kron U_i> = (1/n) sum_j <X_j, X_j x_1 U_1 ... x_k U_k>``
@@ -24,6 +24,9 @@ block is within the ``sum d_i^2`` budget and is formed (the dense comparison is 
 
 Limit of the subtraction formula: near an exact fit, ``||F - K||_F / ||F||_F`` carries an absolute
 round-off of about ``sqrt(eps) ~ 1.5e-8`` (the three terms cancel); KL and cosine do not cancel.
+
+The third room of :mod:`tnt_ref.fisher`: it imports ``blocks`` (the memory guard, chunks) and the
+core modules; only the ladder imports it.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
 
-from .tensor import _mode_products
-from .tensor_normal import _normalize
+from ..backend import to_numpy
+from ..models.layers import OuterGrad
+from ..tensor import _mode_products, tensor_shape
+from ..tensor_normal import _normalize
+from .blocks import BlockTooLargeError, _chunks
 
 __all__ = ["LowRankBlock", "DEFAULT_MAX_V_BYTES", "lowrank_blocks", "lowrank_metrics", "ExactSide", "exact_side",
            "frobenius_fit_lowrank", "mle_lowrank", "top_spectrum", "reshaped", "small_block"]
@@ -230,7 +236,7 @@ def _kron_eig(U):
 
 
 def lowrank_metrics(blk: LowRankBlock, ex: ExactSide, approx, g, damping: float) -> dict:
-    """:func:`tnt_ref.fisher.compare_to_exact` for ``approx = ("kron", [U_i])`` or ``("diag", d)``, block-free."""
+    """:func:`tnt_ref.fisher.ladder.compare_to_exact` for ``approx = ("kron", [U_i])`` or ``("diag", d)``, block-free."""
     kind, val = approx
     lam, D = float(damping), blk.D
     if kind == "kron":
@@ -338,7 +344,7 @@ def mle_lowrank(blk: LowRankBlock, damping: float, *, tol: float = 1e-10, max_it
     The mode update ``U_i = (d_i / D) partial-trace[F (kron_{j != i} U_j^{-1})]`` is
     ``(d_i / D) mode_moment(i, U^{-1})``, and the expected log-likelihood needs
     ``tr(F kron U_i^{-1}) = <F, kron U_i^{-1}>``; the same stopping rule as
-    :func:`tnt_ref.tensor_normal.mle`. As :func:`tnt_ref.fisher._mle_block`: if the undamped ``F`` is too
+    :func:`tnt_ref.tensor_normal_mle.mle`. As :func:`tnt_ref.fisher.ladder._mle_block`: if the undamped ``F`` is too
     singular, the projection of ``F + damping I`` (its products add ``damping prod tr(W_j)``).
     """
     for ridge in (0.0, float(damping)):
@@ -358,10 +364,6 @@ def lowrank_blocks(net, params, X, names, *, conv_modes: int = 3, max_v_bytes: i
     ``(N, *tshape)``, refused above ``max_v_bytes`` (:class:`tnt_ref.fisher.BlockTooLargeError`).
     Trusts its inputs (the public functions validate).
     """
-    from .backend import to_numpy  # noqa: PLC0415
-    from .fisher import BlockTooLargeError, _chunks, tensor_shape  # noqa: PLC0415
-    from .models.layers import OuterGrad  # noqa: PLC0415
-
     n = X.shape[0]
     shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
     parts: dict = {nm: [] for nm in names}  # per chunk: (delta (nb, C, out), a (nb, in)) or X (nb, C, D)

@@ -1,0 +1,303 @@
+"""Every Kronecker approximation of each exact Fisher block, with its metrics (spec sections 4, 5, 9).
+
+* :func:`approximation_ladder` — TNT (exact moments, per-example samples, batch-mean samples),
+  tensor-normal MLE, Frobenius-optimal Kronecker, KFAC, Shampoo-implied and diagonal, against the
+  exact block: relative Frobenius error, KL, preconditioned-gradient cosine and spectra. It chooses,
+  per tensor, the dense exact block (:mod:`tnt_ref.fisher.blocks`) or the block-free Gram path
+  (:mod:`tnt_ref.fisher.gram`).
+* :func:`compare_to_exact` — the metrics of one approximation against one dense block.
+
+The top room of :mod:`tnt_ref.fisher`: it imports ``statistics``, ``blocks`` and ``gram``; none of
+them imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from .._validation import check_int, check_positive
+from ..backend import get_namespace, to_numpy
+from ..kronecker import frobenius_kron_fit, safe_eigh
+from ..models.network import Sequential
+from ..tensor import kron, tensor_shape
+from ..tensor_normal import tnt_factors_from_moments
+from ..tensor_normal_mle import mle
+from . import gram as fg
+from .blocks import (
+    AUTO_BLOCK_BYTES,
+    DEFAULT_MAX_BLOCK_BYTES,
+    _expectation_pass,
+    _names,
+    _validate,
+)
+from .statistics import _mean_grad, _sum_moments
+
+__all__ = ["compare_to_exact", "approximation_ladder", "LadderResult", "METHODS"]
+
+
+def _mle_block(F, tshape, damping: float):
+    """Factors of the KL projection of ``F`` (of ``F + damping I`` if the undamped one is singular), ``k >= 2``."""
+    D = F.shape[0]
+    for ridge in (0.0, damping):
+        try:
+            return mle(covariance=F + ridge * np.eye(D), shape=tshape, tol=1e-10, max_iter=100).factors
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+    raise ValueError(f"the tensor-normal MLE of a block of shape {tshape} failed even with damping {damping}.")
+
+
+def _matrix_power_psd(u, power: float):
+    lam, Q = safe_eigh(u, floor=0.0)
+    return (Q * lam**power) @ Q.T
+
+
+def compare_to_exact(F, F_hat, g, damping: float) -> dict:
+    """Metrics of an approximation ``F_hat`` of the exact block ``F`` (host arrays, float64).
+
+    * ``rel_error``: ``||F - F_hat||_F / ||F||_F``;
+    * ``kl``: ``KL(N(0, F + lam I) || N(0, F_hat + lam I))``;
+    * ``cosine``: between ``(F + lam I)^{-1} g`` and ``(F_hat + lam I)^{-1} g`` (exact damping for
+      both, so the comparison is about the curvature model, not the damping form).
+    """
+    F, F_hat, g = (np.asarray(to_numpy(a), dtype=np.float64) for a in (F, F_hat, g))
+    D = F.shape[0]
+    A = F + damping * np.eye(D)
+    B = (F_hat + F_hat.T) / 2 + damping * np.eye(D)
+    La = scipy.linalg.cholesky(A, lower=True)
+    try:
+        Lb = scipy.linalg.cholesky(B, lower=True)
+    except np.linalg.LinAlgError:  # F_hat + lam I indefinite: no Gaussian to compare with
+        return {"rel_error": float(np.linalg.norm(F - F_hat) / np.linalg.norm(F)), "kl": float("inf"), "cosine": float("nan")}
+    # tr(B^{-1} A) = ||Lb^{-1} La||_F^2; logdet = 2 sum log diag(L)
+    M = scipy.linalg.solve_triangular(Lb, La, lower=True)
+    kl = 0.5 * float(np.sum(M * M) - D + 2 * np.sum(np.log(np.diag(Lb))) - 2 * np.sum(np.log(np.diag(La))))
+    u = scipy.linalg.cho_solve((La, True), g)
+    v = scipy.linalg.cho_solve((Lb, True), g)
+    denom = np.linalg.norm(u) * np.linalg.norm(v)
+    return {
+        "rel_error": float(np.linalg.norm(F - F_hat) / np.linalg.norm(F)),
+        "kl": kl,
+        "cosine": float(u @ v / denom) if denom > 0 else float("nan"),
+    }
+
+
+#: Methods of the approximation ladder, in table order.
+METHODS = ("tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo", "diagonal")
+
+
+@dataclass
+class LadderResult:
+    """Result of :func:`approximation_ladder`.
+
+    ``rows``: one dict per (parameter, method) with ``layer``, ``shape``, ``tensor_shape``,
+    ``method``, ``rel_error``, ``kl``, ``cosine``. ``spectra``: ``name -> method -> eigenvalues``
+    (descending, host arrays), with the exact block under ``"exact"``.
+    """
+
+    rows: list = field(default_factory=list)
+    spectra: dict = field(default_factory=dict)
+
+
+def approximation_ladder(
+    net: Sequential,
+    params: dict,
+    X,
+    y,
+    rng: np.random.Generator,
+    *,
+    damping: float = 1e-3,
+    conv_modes: int = 3,
+    batch_size: int = 16,
+    n_mc: int = 8,
+    names: Iterable[str] | None = None,
+    max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES,
+    exact: str = "dense",
+    max_v_bytes: int | None = None,
+    methods: Iterable[str] | None = None,
+    log=None,
+) -> LadderResult:
+    """Every Kronecker approximation of each exact Fisher block, with metrics (spec sections 4, 5).
+
+    Methods (:data:`METHODS`), for the parameter viewed as ``tensor_shape(shape, conv_modes)``:
+
+    ``tnt-exact``
+        TNT's estimator from the exact mode moments [code; paper].
+    ``tnt-per-example``
+        TNT from per-example gradients with sampled labels (``n_mc`` draws per input).
+    ``tnt-batch-mean``
+        TNT from gradients of mini-batch mean losses (``m = batch_size``, ``n_mc`` passes), as the
+        authors' code; the estimate (of ``F/m``) is multiplied by ``m`` to compare with ``F``.
+    ``mle``
+        tensor-normal MLE of ``F`` (the KL projection onto Kronecker products); if ``F`` is too
+        singular for it, of ``F + damping I``.
+    ``frobenius``
+        Frobenius-optimal Kronecker product.
+    ``kfac``
+        ``kron(G, A)`` for weights; for biases, the exact block (KFAC keeps separate bias blocks).
+    ``shampoo``
+        ``kron_i L_i^{1/k}`` from empirical per-example moments ``L_i``, trace-matched to ``F``.
+    ``diagonal``
+        ``diag(F)`` (Adam-like).
+
+    Metrics by :func:`compare_to_exact` with ``g`` the mini-batch gradient on ``(X, y)``.
+
+    ``exact`` chooses how the exact block enters the metrics, per parameter tensor: ``"dense"``
+    forms the ``(D, D)`` block (refused above ``max_block_bytes``); ``"gram"`` never forms it and
+    computes the same metrics from ``F = (1/n) V V^T`` (:mod:`tnt_ref.fisher.gram`; biases, whose
+    ``D^2`` is within the ``sum d_i^2`` budget, still use their small dense block); ``"auto"``:
+    dense when the block fits in ``min(max_block_bytes, AUTO_BLOCK_BYTES)`` (64 MiB: beyond it the
+    dense metrics' ``O(D^3)`` factorizations cost more than the gram path), gram otherwise. Each row records its
+    ``exact_path``. ``methods`` restricts the ladder (default :data:`METHODS`); ``log`` is called
+    with one progress line per layer and stage.
+    """
+    check_positive(damping, "damping")
+    if exact not in ("dense", "gram", "auto"):
+        raise ValueError(f"`exact` must be 'dense', 'gram' or 'auto'; got exact={exact!r}.")
+    methods = tuple(METHODS if methods is None else methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown `methods` {bad}; valid: {list(METHODS)}.")
+    n_mc = check_int(n_mc, "n_mc", min_value=1)  # NumPy integers accepted, as everywhere
+    _validate(net, params, X, y)
+    names = _names(net, names)
+    n = X.shape[0]
+    batch_size = check_int(batch_size, "batch_size", min_value=1)
+    max_v_bytes = fg.DEFAULT_MAX_V_BYTES if max_v_bytes is None else int(max_v_bytes)
+    xp = get_namespace(X)
+    say = log if log is not None else (lambda msg: None)
+    shapes = {nm: tensor_shape(net.param_shapes[nm], conv_modes) for nm in names}
+    path = {}
+    for nm in names:
+        D = math.prod(shapes[nm])
+        fits = D * D * (8 if params[nm].dtype == xp.float64 else 4) <= min(max_block_bytes, AUTO_BLOCK_BYTES)
+        path[nm] = "dense" if exact == "dense" or (exact == "auto" and fits) or len(shapes[nm]) == 1 else "gram"
+    dense_names = [nm for nm in names if path[nm] == "dense"]
+    gram_names = [nm for nm in names if path[nm] == "gram"]
+    say(f"exact pass: mode moments, KFAC factors{', dense blocks of ' + str(dense_names) if dense_names else ''}")
+    exact_stats = _expectation_pass(net, params, X, names, blocks=bool(dense_names), moments=True, kfac=True,
+                                    conv_modes=conv_modes, max_block_bytes=max_block_bytes, block_names=dense_names)
+    F_all, moments, kfac = exact_stats["blocks"], exact_stats["moments"], exact_stats["kfac"]
+    lowrank = {}
+    if gram_names:
+        say(f"gram pass: V of {gram_names}")
+        lowrank = fg.lowrank_blocks(net, params, X, gram_names, conv_modes=conv_modes, max_v_bytes=max_v_bytes, log=say)
+    # data-label gradients (Shampoo's statistics and the mini-batch gradient g), factored
+    emp = net.per_example_grads_factored(params, X, y)
+    grad = {nm: _mean_grad(emp[nm], n, net.param_shapes[nm]) for nm in names}
+    L_emp = {nm: [s / n for s in _sum_moments(emp[nm], shapes[nm], n)] for nm in names}
+    del emp
+    # sampled-label statistics, accumulated as mode-moment sums (never the per-example stack)
+    per_ex = {nm: [0.0] * len(shapes[nm]) for nm in names}
+    batch = {nm: [0.0] * len(shapes[nm]) for nm in names}
+    n_batches = 0
+    say(f"sampled labels: {n_mc} draws per input, mini-batches of {batch_size}")
+    for _ in range(n_mc):
+        y_s = net.sample_labels(params, X, rng)
+        ge = net.per_example_grads_factored(params, X, y_s)
+        for nm in names:
+            per_ex[nm] = [a + b for a, b in zip(per_ex[nm], _sum_moments(ge[nm], shapes[nm], n))]
+        del ge
+        perm = rng.permutation(n)
+        for b in range(n // batch_size):
+            idx = xp.asarray(perm[b * batch_size : (b + 1) * batch_size])
+            Xb = xp.take(X, idx, axis=0)
+            _, gb = net._loss_and_grad(params, Xb, net.sample_labels(params, Xb, rng))
+            for nm in names:
+                batch[nm] = [a + b_ for a, b_ in zip(batch[nm], _sum_moments(gb[nm][None], shapes[nm], 1))]
+            n_batches += 1
+    out = LadderResult()
+    for nm in names:
+        shape, tshape = net.param_shapes[nm], shapes[nm]
+        k = len(tshape)
+        say(f"{nm} {tuple(shape)}: {path[nm]} metrics")
+        blk = lowrank.get(nm)
+        F = np.asarray(to_numpy(F_all[nm]), dtype=np.float64) if blk is None else None
+        g = np.asarray(to_numpy(grad[nm]), dtype=np.float64).reshape(-1)
+        approx: dict = {}
+        approx["tnt-exact"] = ("kron", [to_numpy(u) for u in tnt_factors_from_moments(moments[nm])])
+        approx["tnt-per-example"] = ("kron", _host(tnt_factors_from_moments([s / (n * n_mc) for s in per_ex[nm]])))
+        if n_batches:
+            U = _host(tnt_factors_from_moments([s / n_batches for s in batch[nm]]))
+            approx["tnt-batch-mean"] = ("kron", [batch_size * U[0], *U[1:]])
+        if "mle" in methods:
+            if k == 1:
+                approx["mle"] = ("dense", F)  # k = 1: every SPD matrix is in the family
+            else:
+                approx["mle"] = ("kron", _mle_block(F, tshape, damping) if blk is None else fg.mle_lowrank(blk, damping))
+        if "frobenius" in methods:
+            if k == 1:
+                approx["frobenius"] = ("dense", F)
+            else:
+                approx["frobenius"] = ("kron", _frobenius_dense(F, tshape) if blk is None else fg.frobenius_fit_lowrank(blk))
+        if nm in kfac:
+            approx["kfac"] = ("kron", [to_numpy(m) for m in kfac[nm]])
+        elif k == 1:
+            approx["kfac"] = ("dense", F)
+        L = _host(L_emp[nm])
+        sh = [_matrix_power_psd(li, 1.0 / k) for li in L]
+        tr_sh = math.prod(float(np.trace(u)) for u in sh)
+        tr_F = float(np.trace(F)) if blk is None else float(np.sum(blk.diag()))
+        approx["shampoo"] = ("kron", [sh[0] * (tr_F / tr_sh), *sh[1:]] if tr_sh > 0 else sh)
+        approx["diagonal"] = ("diag", np.diag(F).copy() if blk is None else blk.diag().reshape(-1))
+        if blk is None:
+            out.spectra[nm] = {"exact": _top(np.linalg.eigvalsh(F))}
+        else:
+            ex = fg.exact_side(blk, g, damping, n_spectrum=_N_SPECTRUM)
+            out.spectra[nm] = {"exact": ex.spectrum}
+        for method in methods:
+            if method not in approx:
+                continue
+            kind, val = approx[method]
+            row = {"layer": nm, "shape": list(shape), "tensor_shape": list(tshape), "method": method,
+                   "exact_path": path[nm]}
+            if blk is None:
+                row.update(compare_to_exact(F, _dense_of(kind, val), g, damping))
+            else:
+                row.update(fg.lowrank_metrics(blk, ex, (kind, val), g, damping))
+            out.rows.append(row)
+            out.spectra[nm][method] = _spectrum_of(kind, val)
+    return out
+
+
+_N_SPECTRUM = 2048
+
+
+def _top(lam, k: int = _N_SPECTRUM):
+    lam = np.sort(np.asarray(lam, dtype=np.float64).reshape(-1))[::-1]
+    return lam[:k]
+
+
+def _spectrum_of(kind, val):
+    if kind == "kron":
+        lam = np.ones(())
+        for u in val:
+            lam = np.multiply.outer(lam, np.linalg.eigvalsh((u + u.T) / 2))
+        return _top(lam)
+    if kind == "diag":
+        return _top(val)
+    return _top(np.linalg.eigvalsh((val + val.T) / 2))
+
+
+def _dense_of(kind, val):
+    if kind == "kron":
+        return kron(*val)
+    if kind == "diag":
+        return np.diag(np.asarray(val).reshape(-1))
+    return val
+
+
+def _frobenius_dense(F, tshape):
+    """:func:`frobenius_kron_fit`, with the ``k >= 3`` power iteration run to ``1e-15`` (its default
+    ``1e-13`` on the singular value leaves the factors ~1e-8 from the optimum)."""
+    return frobenius_kron_fit(F, tshape, tol=1e-15, max_iter=2000) if len(tshape) >= 3 else frobenius_kron_fit(F, tshape)
+
+
+def _host(mats):
+    return [np.asarray(to_numpy(m), dtype=np.float64) for m in mats]
+
+
