@@ -238,7 +238,10 @@ def test_missing_extra_inputs_are_clear_errors():
         ("sgd", dict(learning_rate=0.1, momentum=1.5), r"`momentum` must be in \[0, 1\)"),
         ("shampoo", dict(learning_rate=0.1, decay=-0.1), r"`decay` must be in \[0, 1\)"),
         ("adam", dict(learning_rate=0.0), r"`learning_rate` must be positive"),
-        ("tnt", dict(learning_rate=0.1, stat_scale="sum"), r"`stat_scale` must be"),
+        ("tnt", dict(learning_rate=0.1, stat_scale="mean"), r"`stat_scale` must be one of"),
+        ("tnt", dict(learning_rate=0.1, ema="adam"), r"`ema` must be one of"),
+        ("tnt", dict(learning_rate=0.1, momentum_placement="both"), r"`momentum_placement` must be one of"),
+        ("tnt", dict(learning_rate=0.1, bias="row"), r"`bias` must be one of"),
         ("lbfgs", dict(learning_rate=0.1), r"unknown optimizer 'lbfgs'; valid: \['tnt', 'tnt-ef', 'sgd', 'adam', 'kfac', 'shampoo'\]"),
     ],
 )

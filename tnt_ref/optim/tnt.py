@@ -14,17 +14,35 @@
         P = v x_1 K_1 x_2 ... x_k K_k
         W = (1 - alpha * gamma) * W - alpha * P            # decoupled decay, every tensor
 
-Options beyond the authors' run, each named: ``stat_scale="per-example"`` (statistics from
-per-example sampled gradients, an estimate of ``F`` instead of ``F / m``: ``eps`` then reads on
-the Fisher's own scale); ``damping_scheme="pi"`` (Martens & Grosse's pi-adjusted per-factor
-damping; equal to ``eps ** (1/k)`` per factor after TNT's scale rule); ``conv_modes`` 2, 3 or 4.
-Without a warm start the first step's statistics initialize ``S`` (no EMA against zeros).
+Options beyond the authors' run, each named (the conventions other implementations use; the
+conformance harness, :mod:`tnt_ref.conformance`, searches over them):
+
+* ``stat_scale``: ``"batch-mean"`` [code] moments of the mean gradient (estimate ``F / m``);
+  ``"per-example"`` [derived] mean of the per-example moments (estimate ``F``: ``eps`` then reads
+  on the Fisher's own scale); ``"sum"`` [derived; kfac-jax ``NaiveTNT``] moments of the summed
+  per-example gradients divided by ``m`` (``m`` times ``"batch-mean"``, also an estimate of ``F``).
+* ``damping_scheme``: ``"per-factor"`` [code] ``eps`` on each factor; ``"pi"`` [derived; kfac-jax]
+  Martens & Grosse's pi-adjusted split of one ``eps`` across the ``k`` factors, ``eps ** (1/k)``
+  per factor after TNT's scale rule.
+* ``ema``: ``"first"`` (default; without a warm start the first statistics initialize ``S``, no
+  EMA against zeros) [code: the warm start plays that role there]; ``"plain"`` [derived]
+  ``S_0 = 0``, ``S <- beta S + (1 - beta) M`` from the first step on; ``"bias-corrected"``
+  [derived; kfac-jax's weighted moving average] the plain EMA divided by ``1 - beta ** n`` after
+  ``n`` statistics updates (a warm start counts as one).
+* ``momentum_placement``: ``"before"`` [code] ``v = mu v + g; P = K v``; ``"after"`` [derived]
+  ``v = mu v + K g; P = v``.
+* ``bias``: ``"own-tensor"`` [code] every parameter is its own tensor (a bias is a 1-way tensor,
+  ``k = 1``); ``"extra-input"`` [derived; kfac-jax ``DenseTNT``/``Conv2DTNT``] a bias ``X.bias``
+  becomes an extra input column of its weight ``X.weight``: one 2-way tensor
+  ``[W_(out, in) | b]`` of shape ``(out, in + 1)`` (conv kernels need ``conv_modes=2``).
+* ``conv_modes`` 2, 3 or 4 [code: 3 on CIFAR, 2 on the autoencoders' "KFAC reshaping"].
 An all-zero statistics block (``tau = 0``) gives zero factors, so ``K_i = I / eps`` (the guard
 of :func:`tnt_ref.tensor_normal.tnt_factors_from_moments`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -35,7 +53,14 @@ from ..tensor import _mode_products, tensor_shape
 from ..tensor_normal import _mode_moments, _tnt_factors_from_moments
 from .base import Optimizer, check_hyper
 
-__all__ = ["TNTState", "tnt", "tnt_warm_start"]
+__all__ = ["TNTState", "tnt", "tnt_warm_start", "STAT_SCALES", "DAMPING_SCHEMES", "EMAS", "MOMENTUM_PLACEMENTS", "BIASES"]
+
+#: The values of each convention option of :func:`tnt` (the first is the default, the authors').
+STAT_SCALES = ("batch-mean", "per-example", "sum")
+DAMPING_SCHEMES = ("per-factor", "pi")
+EMAS = ("first", "plain", "bias-corrected")
+MOMENTUM_PLACEMENTS = ("before", "after")
+BIASES = ("own-tensor", "extra-input")
 
 
 class TNTState(NamedTuple):
@@ -46,6 +71,7 @@ class TNTState(NamedTuple):
     momentum:    dict name -> array of the parameter's shape, ``v``
     stats:       dict name -> tuple of ``(d_i, d_i)`` arrays, the EMA mode moments ``S_i``
     inverses:    dict name -> tuple of ``(d_i, d_i)`` arrays, ``K_i = (U_i + eps I)^{-1}``
+    (with ``bias="extra-input"`` a weight's entries cover ``[W | b]`` and its bias has none)
     """
 
     step: int
@@ -55,11 +81,51 @@ class TNTState(NamedTuple):
     inverses: dict
 
 
-def _moments(G, per_example: bool, tshape):
+def _moments(G, scale: str, tshape):
     """Mode moments of a batch-mean gradient ``(*shape)`` or of per-example gradients ``(m, *shape)``."""
     xp = get_namespace(G)
-    stack = xp.reshape(G, (G.shape[0], *tshape)) if per_example else xp.reshape(G, (1, *tshape))
-    return _mode_moments(stack, symmetrize=False)  # the damped inverses are symmetrized instead
+    if scale == "batch-mean":
+        return _mode_moments(xp.reshape(G, (1, *tshape)), symmetrize=False)  # the inverses are symmetrized instead
+    if G.ndim == len(tshape) and G.shape == tuple(tshape):
+        raise ValueError(f"stat_scale={scale!r} needs per-example gradients (m, *shape); got one gradient of shape {tuple(G.shape)}.")
+    stack = xp.reshape(G, (G.shape[0], *tshape))
+    if scale == "per-example":
+        return _mode_moments(stack, symmetrize=False)
+    return [M / G.shape[0] for M in _mode_moments(xp.sum(stack, axis=0)[None, ...], symmetrize=False)]  # "sum"
+
+
+def _blocks(params: dict, bias: str, conv_modes: int) -> dict:
+    """``block name -> (member parameter names, TNT tensor shape)``; with ``bias="extra-input"`` the
+    block ``X.weight`` holds ``[W_(out, in) | b]``, shape ``(out, in + 1)``, and ``X.bias`` joins it."""
+    pairs = {}
+    if bias == "extra-input":
+        for k, p in params.items():
+            b = k[: -len("weight")] + "bias"
+            if k.endswith(".weight") and b in params and len(p.shape) in (2, 4):
+                if tensor_shape(p.shape, conv_modes) != (p.shape[0], math.prod(p.shape[1:])) or tuple(params[b].shape) != tuple(p.shape[:1]):
+                    raise ValueError(f"bias='extra-input' needs a 2-way weight (conv kernels: conv_modes=2) and a bias of shape "
+                                     f"(out,); got {k} {tuple(p.shape)} with conv_modes={conv_modes} and {b} {tuple(params[b].shape)}.")
+                pairs[k] = b
+    joined = set(pairs.values())
+    return {k: ((k, pairs[k]), (p.shape[0], math.prod(p.shape[1:]) + 1)) if k in pairs else ((k,), tensor_shape(p.shape, conv_modes))
+            for k, p in params.items() if k not in joined}
+
+
+def _join(arrs: dict, members: tuple, lead: int):
+    """The block's tensor: one parameter as it is, or ``[W | b]`` (``lead`` leading batch axes kept)."""
+    if len(members) == 1:
+        return arrs[members[0]]
+    xp = get_namespace(arrs[members[0]])
+    W, b = arrs[members[0]], arrs[members[1]]
+    return xp.concat([xp.reshape(W, (*W.shape[: lead + 1], -1)), b[..., None]], axis=-1)
+
+
+def _split(X, members: tuple, params: dict) -> dict:
+    """Inverse of :func:`_join` for one tensor (no batch axis)."""
+    xp = get_namespace(X)
+    if len(members) == 1:
+        return {members[0]: xp.reshape(X, params[members[0]].shape)}
+    return {members[0]: xp.reshape(X[:, :-1], params[members[0]].shape), members[1]: X[:, -1]}
 
 
 def tnt(
@@ -75,24 +141,30 @@ def tnt(
     stat_scale: str = "batch-mean",
     damping_scheme: str = "per-factor",
     empirical: bool = False,
+    ema: str = "first",
+    momentum_placement: str = "before",
+    bias: str = "own-tensor",
 ) -> Optimizer:
     """TNT [RG21, Alg. 1] [code]; ``empirical=True`` is TNT-EF (statistics from data labels).
 
     Symbols: ``learning_rate`` alpha, ``momentum`` mu, ``decay`` beta (EMA), ``damping`` eps,
     ``T1`` statistics interval, ``T2`` inverse interval, ``weight_decay`` gamma (decoupled).
+    ``stat_scale``, ``damping_scheme``, ``ema``, ``momentum_placement``, ``bias`` and
+    ``conv_modes``: the conventions of the module docstring; the defaults are the authors'.
 
     ``update(grads, state, params, *, sampled_grads=None)``: ``sampled_grads`` is required when
-    ``"sampled_grads"`` (or ``"sampled_per_example"`` with ``stat_scale="per-example"``) is in
-    ``opt.needs(state)``.
+    ``"sampled_grads"`` (or ``"sampled_per_example"`` with ``stat_scale`` ``"per-example"`` or
+    ``"sum"``) is in ``opt.needs(state)``.
     """
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
-    if stat_scale not in ("batch-mean", "per-example"):
-        raise ValueError(f"`stat_scale` must be 'batch-mean' or 'per-example'; got stat_scale={stat_scale!r}.")
-    if damping_scheme not in ("per-factor", "pi"):
-        raise ValueError(f"`damping_scheme` must be 'per-factor' or 'pi'; got damping_scheme={damping_scheme!r}.")
+    for name, value, valid in (("stat_scale", stat_scale, STAT_SCALES), ("damping_scheme", damping_scheme, DAMPING_SCHEMES),
+                               ("ema", ema, EMAS), ("momentum_placement", momentum_placement, MOMENTUM_PLACEMENTS),
+                               ("bias", bias, BIASES)):
+        if value not in valid:
+            raise ValueError(f"`{name}` must be one of {list(valid)}; got {name}={value!r}.")
     tensor_shape((1, 1, 1, 1), conv_modes)  # validates conv_modes
-    per_example = stat_scale == "per-example"
+    per_example = stat_scale != "batch-mean"
     need_key = "sampled_per_example" if per_example else "sampled_grads"
     T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
@@ -100,9 +172,9 @@ def tnt(
     def init(params: dict) -> TNTState:
         check_param_dict(params)
         stats, invs = {}, {}
-        for k, p in params.items():
+        for k, (_, ts) in _blocks(params, bias, conv_modes).items():
+            p = params[k]
             xp = get_namespace(p)
-            ts = tensor_shape(p.shape, conv_modes)
             stats[k] = tuple(xp.zeros((d, d), dtype=p.dtype) for d in ts)
             invs[k] = tuple(xp.eye(d, dtype=p.dtype) / eps for d in ts)
         return TNTState(0, 0, {k: get_namespace(p).zeros_like(p) for k, p in params.items()}, stats, invs)
@@ -119,8 +191,9 @@ def tnt(
         return frozenset({need_key}) if _stats_step(state) else frozenset()
 
     def update(grads: dict, state: TNTState, params: dict, *, sampled_grads: dict | None = None):
-        # [RG21, Alg. 1] momentum before preconditioning
-        v = {k: mu * state.momentum[k] + grads[k] for k in grads}
+        blocks = _blocks(params, bias, conv_modes)
+        # [RG21, Alg. 1] momentum before preconditioning (momentum_placement="after": below)
+        v = {k: mu * state.momentum[k] + grads[k] for k in grads} if momentum_placement == "before" else grads
         stats, n_stats = state.stats, state.n_stats
         if _stats_step(state):  # statistics from the sampling-based gradient, same mini-batch
             if sampled_grads is None:
@@ -130,28 +203,40 @@ def tnt(
                 )
             new = {}
             for k, S in stats.items():
-                M = _moments(sampled_grads[k], per_example, tensor_shape(params[k].shape, conv_modes))
-                new[k] = tuple(M) if n_stats == 0 else tuple(_ema(s, m, beta) for s, m in zip(S, M))
+                members, ts = blocks[k]
+                M = _moments(_join(sampled_grads, members, int(per_example)), stat_scale, ts)
+                new[k] = tuple(M) if n_stats == 0 and ema != "plain" else tuple(_ema(s, m, beta, ema, n_stats) for s, m in zip(S, M))
             stats, n_stats = new, n_stats + 1
         inverses = state.inverses
         if _inverse_step(state):  # U = normalize(S); K_i = (U_i + eps I)^{-1}
             inverses = {k: _damped_inverses(S, eps, damping_scheme) for k, S in stats.items()}
-        updates = {}
-        for k, p in params.items():
-            ts = tensor_shape(p.shape, conv_modes)
-            xp = get_namespace(p)
-            P = xp.reshape(_mode_products(xp.reshape(v[k], ts), inverses[k]), p.shape)  # P = v x_1 K_1 ... x_k K_k
-            updates[k] = -alpha * gamma * p - alpha * P  # W <- (1 - alpha gamma) W - alpha P
+        P = {}
+        for k, (members, ts) in blocks.items():
+            xp = get_namespace(params[k])
+            P.update(_split(_mode_products(xp.reshape(_join(v, members, 0), ts), inverses[k]), members, params))  # P = v x_1 K_1 ... x_k K_k
+        if momentum_placement == "after":
+            v = P = {k: mu * state.momentum[k] + P[k] for k in P}
+        updates = {k: -alpha * gamma * p - alpha * P[k] for k, p in params.items()}  # W <- (1 - alpha gamma) W - alpha P
         return updates, TNTState(state.step + 1, n_stats, v, stats, inverses)
 
     name = "tnt-ef" if empirical else "tnt"
     hyper = dict(learning_rate=alpha, momentum=mu, decay=beta, damping=eps, T1=T1, T2=T2, weight_decay=gamma,
                  conv_modes=conv_modes, stat_scale=stat_scale, damping_scheme=damping_scheme)
+    # non-default conventions only: the hyper dict (logs, checkpoints) of the authors' settings is unchanged
+    hyper.update({n: v for n, v, d in (("ema", ema, "first"), ("momentum_placement", momentum_placement, "before"),
+                                       ("bias", bias, "own-tensor")) if v != d})
     return Optimizer(name, init, update, needs, "data" if empirical else "sampled", hyper)
 
 
-def _ema(s, m, beta: float):
-    """``beta * s + (1 - beta) * m``, computed in place on ``m`` (a fresh statistic, never an input)."""
+def _ema(s, m, beta: float, ema: str = "first", n: int = 0):
+    """``beta * s + (1 - beta) * m``, computed in place on ``m`` (a fresh statistic, never an input);
+    ``ema="bias-corrected"``: ``(beta w s + (1 - beta) m) / (beta w + 1 - beta)``, ``w = 1 - beta ** n``
+    the weight of the ``n`` updates so far (``s`` is already corrected)."""
+    if ema == "bias-corrected":
+        w = 1.0 - beta**n
+        m *= (1 - beta) / (beta * w + 1 - beta)
+        m += (beta * w / (beta * w + 1 - beta)) * s
+        return m
     m *= 1 - beta
     m += beta * s
     return m
@@ -165,16 +250,16 @@ def _damped_inverses(S: tuple, eps: float, scheme: str) -> tuple:
 def tnt_warm_start(opt: Optimizer, state: TNTState, params: dict, sampled_grads: Iterable[dict]) -> TNTState:
     """The authors' warm start: ``S_i`` = running mean of ``Gbar_(i) Gbar_(i)^T`` over one pass at
     ``theta_0`` (no updates) [code]; ``sampled_grads`` yields one dict per mini-batch."""
-    conv_modes = opt.hyper["conv_modes"]
-    per_example = opt.hyper["stat_scale"] == "per-example"
+    scale = opt.hyper["stat_scale"]
+    blocks = _blocks(params, opt.hyper.get("bias", "own-tensor"), opt.hyper["conv_modes"])
     total: dict[str, Any] = {}
     count = 0
     for sg in sampled_grads:
-        for k, p in params.items():
-            M = _moments(sg[k], per_example, tensor_shape(p.shape, conv_modes))
+        for k, (members, ts) in blocks.items():
+            M = _moments(_join(sg, members, int(scale != "batch-mean")), scale, ts)
             total[k] = tuple(M) if k not in total else tuple(a + b for a, b in zip(total[k], M))
         count += 1
     if count == 0:
         raise ValueError("tnt_warm_start needs at least one mini-batch of sampled gradients; got none.")
-    stats = {k: tuple(s / count for s in total[k]) for k in params}
+    stats = {k: tuple(s / count for s in total[k]) for k in blocks}
     return state._replace(stats=stats, n_stats=state.n_stats + 1)
