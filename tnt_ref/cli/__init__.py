@@ -2,7 +2,7 @@
 
 One module per group of subcommands, each with an ``add_parsers(sub)``: :mod:`.fisher`
 (``fisher``), :mod:`.training` (``train``, ``compare``, ``demo``), :mod:`.misc` (``estimators``,
-``vectors``). ``check-theory`` hands over to :mod:`proofs_check`.
+``vectors``), :mod:`.conform` (``conform``). ``check-theory`` hands over to :mod:`proofs_check`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fisher, misc, training
+from . import conform, fisher, misc, training
 
 __all__ = ["main", "build_parser"]
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     misc.add_parsers(sub)
     fisher.add_parsers(sub)
     training.add_parsers(sub)
+    conform.add_parsers(sub)
     sub.add_parser("check-theory", help="run proofs_check (the paper's theory, with negative controls); --help for options",
                    add_help=False)
     return p
