@@ -9,7 +9,7 @@ the quantity depends on. So the cost is a handful of adapter calls per case, not
 
 A setting matches a quantity when the relative error ``||got - expected|| / ||expected||`` is at
 most ``tol`` (1e-12) on every case the adapter supports. If no setting survives a quantity, the
-report names the nearest setting (smallest worst error among the survivors so far), the first case
+report names the nearest setting (among the survivors so far: fewest failing cases, then smallest error), the first case
 where it fails, and saves a reproducer ``.npz`` (inputs, expected, got, setting).
 """
 
@@ -352,7 +352,8 @@ def conform(
         if log:
             log(f"{q}: {len(survivors)} of {len(alive)} settings match ({len(cases)} cases)")
         if not survivors:
-            near = min(alive, key=lambda i: (wmax[i], i))
+            # nearest: fewest failing cases, then the smallest worst error among the cases that fail
+            near = min(alive, key=lambda i: (sum(e > tol for e in errs[i]), max(e for e in errs[i] if e > tol), i))
             ci = next(j for j, e in enumerate(errs[near]) if e > tol)
             err, msg = comps[ci].compare(settings[near])
             first = {"quantity": q, "case": cases[ci].name, "error": err, "message": msg, "reproducer": None}
