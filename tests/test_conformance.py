@@ -34,6 +34,8 @@ def test_harness_recovers_the_setting(setting):
     # "transposed" and "hwio" differ by a permutation inside the kernel's spatial axes, which stay in one mode
     # under every conv_modes: an implementation consistent with its own layout answers the same [derived]
     expect = {k: ([v] if k != "layout" or v == "canonical" else ["transposed", "hwio"]) for k, v in want.items()}
+    if want["stat_scale"] == "sum":  # the summed gradient is the same whether locations are summed first or not [derived]
+        expect["conv_locations"] = ["joint", "independent"]
     assert report.conventions == expect, report.summary()
     assert all(e <= 1e-12 for e in report.worst_error.values())
 

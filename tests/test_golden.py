@@ -79,6 +79,9 @@ def dense_run_reference(name: str, lr: float, seed: int, *, stat_scale="batch-me
         if stat_scale == "per-example":
             pe = _per_example(net, params, Xb, ys)
             return {k: [sum(M) / m for M in zip(*[_moments(pe[k][j].reshape(shapes[k])) for j in range(m)])] for k in params}
+        if stat_scale == "sum":  # moments of the summed per-example gradients, over m
+            pe = _per_example(net, params, Xb, ys)
+            return {k: [M / m for M in _moments(pe[k].sum(axis=0).reshape(shapes[k]))] for k in params}
         gbar = net.loss_and_grad(params, Xb, ys)[1]
         return {k: _moments(gbar[k].reshape(shapes[k])) for k in params}
 
@@ -145,6 +148,16 @@ def test_tnt_per_example_scale_matches_dense_reference(tiny_problem):
     assert _close(got, ref) < RTOL
     ref_bm = dense_run_reference("tnt", lr, 5, **hyper)
     assert _close(got, ref_bm) > 1e-4  # the scale matters at this damping
+
+
+def test_tnt_sum_scale_warm_start_uses_per_example_gradients(tiny_problem):
+    """``stat_scale="sum"`` through ``training.run``: the warm start and the steps both take per-example gradients."""
+    lr = 3e-4
+    hyper = {**TNT_HYPER, "damping": 0.5}
+    got = training.run(tiny_problem, "tnt", lr, epochs=1, seed=5, progress=False,
+                       opt_kwargs={**hyper, "stat_scale": "sum"}).params
+    assert _close(got, dense_run_reference("tnt", lr, 5, stat_scale="sum", **hyper)) < RTOL
+    assert _close(got, dense_run_reference("tnt", lr, 5, **hyper)) > 1e-4  # the scale matters at this damping
 
 
 # ----------------------------------------------------------------------------- KFAC (KFC), Shampoo, Adam

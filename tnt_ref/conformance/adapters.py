@@ -112,7 +112,7 @@ class TntRef:
         case = _to_case(layer, {}, self.setting["layout"])
         src = case.batch.per_example
         if case.kind == "conv" and self.setting["conv_locations"] == "independent":
-            src = {k: v.reshape(-1, *v.shape[2:]) for k, v in case.batch.per_location.items()}
+            src = case.batch.location_samples()
         n = src["weight"].shape[0]
         out = {}
         for name, bm in self._maps(layer).items():

@@ -53,6 +53,15 @@ class Batch:
     def m(self) -> int:
         return int(self.per_example["weight"].shape[0])
 
+    def location_samples(self) -> dict:
+        """Every output location as a sample of its own, ``(m L, *shape)``, times ``sqrt(L)``: their
+        mean moments are the per-location moments summed over the ``L`` locations and averaged over
+        the examples, the independent-locations estimate of the per-example moments (KFAC's
+        convolution approximation [derived]; kfac-jax's ``Conv2DTNT``: statistics averaged over
+        examples and locations, times its fixed scale ``L``)."""
+        L = next(iter(self.per_location.values())).shape[1]
+        return {k: v.reshape(-1, *v.shape[2:]) * math.sqrt(L) for k, v in self.per_location.items()}
+
 
 @dataclass
 class Case:

@@ -59,10 +59,16 @@ CONVENTIONS: tuple[Convention, ...] = (
         2: "[code] (C_out, C_in*kh*kw); the authors' 'KFACReshaping', kfac-jax Conv2DTNT",
         4: "[derived] (C_out, C_in, kh, kw)",
     }, "tnt(conv_modes=...)", QUANTITIES, ("conv",)),
+    Convention("tensor_modes", ("all", "matrix"), {
+        "all": "[paper] every axis of a tensor is a mode; tnt-ref, the authors' code",
+        "matrix": "[derived] a tensor (d_1, ..., d_k) as the matrix (d_1, d_2 ... d_k); kfac-jax's default "
+                  "parameters_specs (every parameter reshaped to (all axes but the last, the last) of its layout)",
+    }, "the tensor fed to tnt() (reshaped to a matrix)", QUANTITIES, ("tensor",)),
     Convention("conv_locations", ("joint", "independent"), {
         "joint": "[paper] one gradient per example, summed over output locations; the authors' code",
-        "independent": "[derived] each output location an example of its own (mean over examples and locations); "
-                       "kfac-jax Conv2DTNT",
+        "independent": "[derived] each output location an example of its own, moments summed over locations and "
+                       "averaged over examples (KFAC's convolution approximation); kfac-jax Conv2DTNT (mean over examples "
+                       "and locations times its fixed scale, the number of locations)",
     }, "samples fed to tnt-ref's estimator (per-example or per-location gradients)", ("factors", "direction", "trajectory"),
         ("conv",)),
     Convention("stat_scale", STAT_SCALES, {
@@ -113,4 +119,10 @@ def check_setting(setting: dict) -> dict:
 def all_settings() -> list[dict]:
     """Every setting of the convention space (the product of all values), defaults first."""
     names = [c.name for c in CONVENTIONS]
-    return [dict(zip(names, vals)) for vals in itertools.product(*(c.values for c in CONVENTIONS))]
+    out = [dict(zip(names, vals)) for vals in itertools.product(*(c.values for c in CONVENTIONS))]
+    return [s for s in out if valid(s)]
+
+
+def valid(setting: dict) -> bool:
+    """Whether tnt-ref can run ``setting``: a kernel's bias as an extra input needs a 2-way kernel."""
+    return setting["bias"] != "extra-input" or setting["conv_modes"] == 2

@@ -121,7 +121,7 @@ class _Cmp:
     def interface(self, s: dict) -> tuple:
         layout = s["layout"] if (s["layout"] != "hwio" or self.case.kind == "conv") else "transposed"
         bias = s["bias"] if self.case.has_bias else "own-tensor"
-        modes = s["conv_modes"] if self.case.kind == "conv" else 3
+        modes = s["conv_modes"] if self.case.kind == "conv" else s["tensor_modes"] if self.case.kind == "tensor" else 3
         vec = s["vec_order"] if self.q in ("factors", "inverse") else "row-major"
         return (layout, vec, bias, modes) if self.q == "inverse" else (layout, vec)
 
@@ -188,7 +188,7 @@ class _Cmp:
         return self._exp[k]
 
     def compare(self, s: dict) -> tuple[float, str]:
-        k = (self.interface(s), self.key(s), s["layout"], s["vec_order"], s["bias"], s["conv_modes"])
+        k = (self.interface(s), self.key(s), s["layout"], s["vec_order"], s["bias"], s["conv_modes"], s["tensor_modes"])
         if k not in self._memo:
             self._memo[k] = self._compare_once(s)
         return self._memo[k]

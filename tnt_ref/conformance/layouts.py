@@ -57,10 +57,13 @@ def from_layout(W, kind: str, layout: str, lead: int = 0):
     return np.transpose(W, (*range(lead), *(lead + int(p) for p in inv)))
 
 
-def canonical_groups(kind: str, ndim: int, conv_modes: int) -> list[list[int]]:
-    """The canonical axes that form each of TNT's modes (``conv_modes`` for 4-way conv kernels)."""
+def canonical_groups(kind: str, ndim: int, conv_modes: int, tensor_modes: str = "all") -> list[list[int]]:
+    """The canonical axes that form each of TNT's modes (``conv_modes`` for 4-way conv kernels;
+    ``tensor_modes="matrix"``: a tensor's first axis, then all the others as one mode)."""
     if kind == "conv":
         return {2: [[0], [1, 2, 3]], 3: [[0], [1], [2, 3]], 4: [[0], [1], [2], [3]]}[conv_modes]
+    if kind == "tensor" and tensor_modes == "matrix":
+        return [[0], list(range(1, ndim))]
     return [[i] for i in range(ndim)]
 
 
@@ -108,7 +111,7 @@ def block_maps(kind: str, shape: tuple, has_bias: bool, setting: dict) -> dict[s
             T = np.concatenate([np.reshape(Tw, (fan_in, co)), J[None, :, -1]], axis=0)
         out["weight+bias"] = BlockMap(T, (co, fan_in + 1), ("weight", "bias"))
         return out
-    groups = canonical_groups(kind, len(shape), conv_modes)
+    groups = canonical_groups(kind, len(shape), conv_modes, setting.get("tensor_modes", "all"))
     T = np.transpose(np.arange(math.prod(shape)).reshape(shape), perm)
     index = _grouped(T, [[int(pos[a]) for a in g] for g in groups])
     canon = tuple(math.prod(shape[a] for a in g) for g in groups)

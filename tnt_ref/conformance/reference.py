@@ -13,7 +13,7 @@ from ..tensor import _mode_products, kron
 from ..tensor_normal import tnt_factors_from_moments
 from .cases import Batch, Case
 
-__all__ = ["make_optimizer", "stat_input", "factors", "dense_curvature", "inverse", "trajectory", "block_of"]
+__all__ = ["make_optimizer", "as_fed", "stat_input", "factors", "dense_curvature", "inverse", "trajectory", "block_of"]
 
 _P = "layer."  # canonical parameter names inside tnt-ref's optimizer: "layer.weight", "layer.bias"
 
@@ -27,12 +27,31 @@ def make_optimizer(case: Case, setting: dict, **hyper):
                conv_modes=setting["conv_modes"] if case.kind == "conv" else 4)  # a 4-way tensor that is no kernel stays 4-way
 
 
+def as_fed(case: Case, setting: dict) -> tuple[Case, object]:
+    """The case as tnt-ref is fed it under ``setting`` (``tensor_modes="matrix"``: the tensor reshaped
+    to ``(d_1, d_2 ... d_k)``), and the map of a parameter dict back to the case's shapes."""
+    if case.kind != "tensor" or setting["tensor_modes"] == "all":
+        return case, lambda p: p
+    shape = case.shape
+
+    def mat(a, lead):
+        return a.reshape(*a.shape[:lead], shape[0], -1)
+
+    def batch(b):
+        return Batch({"weight": mat(b.per_example["weight"], 1)})
+
+    fed = Case(case.name, case.kind, {"weight": mat(case.params["weight"], 0)}, batch(case.batch),
+               [({"weight": mat(g["weight"], 0)}, batch(b)) for g, b in case.steps], [batch(b) for b in case.warm_start],
+               case.hyper, case.conv, case.doc)
+    return fed, lambda p: {k: v.reshape(shape) for k, v in p.items()}
+
+
 def stat_input(batch: Batch, setting: dict, kind: str) -> dict:
     """What tnt-ref's optimizer takes as ``sampled_grads``: the mean gradient (``"batch-mean"``) or
     the per-example gradients; with ``conv_locations="independent"`` every output location is a sample."""
     src = batch.per_example
     if kind == "conv" and setting["conv_locations"] == "independent":
-        src = {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.per_location.items()}  # (m L, *shape)
+        src = batch.location_samples()  # (m L, *shape), summing to the per-example moments
     if setting["stat_scale"] == "batch-mean":
         return {_P + k: v.mean(axis=0) for k, v in src.items()}
     return {_P + k: v for k, v in src.items()}
@@ -52,6 +71,7 @@ def factors(case: Case, setting: dict, batch: Batch | None = None) -> dict:
     """``block -> TNT factors`` (canonical modes) from one statistics batch: the optimizer's first
     statistics step (``S = M``), then TNT's scale rule (spec section 3)."""
     s = dict(setting, ema="first")
+    case = as_fed(case, setting)[0]
     opt = make_optimizer(case, s)
     params = _canon(case.params)
     state = opt.init(params)
@@ -72,6 +92,7 @@ def inverse(stats: list, damping: float, setting: dict, X: np.ndarray) -> np.nda
 
 def trajectory(case: Case, setting: dict, n_steps: int | None = None) -> list[dict]:
     """Parameters after each of the case's steps (canonical ``{"weight", "bias"}``), run by tnt-ref."""
+    case, back = as_fed(case, setting)
     opt = make_optimizer(case, setting)
     params = _canon(case.params)
     state = opt.init(params)
@@ -82,5 +103,5 @@ def trajectory(case: Case, setting: dict, n_steps: int | None = None) -> list[di
         extra = {"sampled_grads": stat_input(batch, setting, case.kind)} if opt.needs(state) else {}
         updates, state = opt.update(_canon(grads), state, params, **extra)
         params = apply_updates(params, updates)
-        out.append({k[len(_P):]: v for k, v in params.items()})
+        out.append(back({k[len(_P):]: v for k, v in params.items()}))
     return out

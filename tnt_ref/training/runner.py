@@ -247,7 +247,7 @@ def run(
 def _warm_start(net, opt, params, state, X, y, m, rng):
     """One pass over the training set at theta_0 with sampled (TNT) or data (TNT-EF) labels, no updates."""
     n = X.shape[0]
-    per_example = opt.hyper["stat_scale"] == "per-example"
+    per_example = opt.hyper["stat_scale"] != "batch-mean"  # "per-example", "sum": per-example gradients
 
     def grads():
         for s in range(n // m):
