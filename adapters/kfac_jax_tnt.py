@@ -101,15 +101,17 @@ class KfacJaxTNT:
     burnin : the statistics of the case's warm-start batches accumulated first as kfac-jax's
         burn-in does (``maybe_update_estimator_curvature(decay_old_ema=False)``).
     momentum : ``"before"`` (``optax.trace`` before the preconditioner) or ``"after"``.
+    kinds : the kinds of case the variant runs; the others are declined (``NotImplementedError``).
     """
 
     def __init__(self, name, *, block="specific", estimation="sampled", exact_inverses=False, weighting_per_location=True,
-                 conv_layout="HWIO", specs=None, burnin=False, momentum="before"):
+                 conv_layout="HWIO", specs=None, burnin=False, momentum="before", kinds=("linear", "conv", "tensor")):
         self.name = f"kfac-jax {kfac_jax.__version__} (jax {jax.__version__}): {name}"
         self.block, self.estimation, self.exact = block, estimation, exact_inverses
         self.weighting, self.conv_layout, self.specs, self.burnin, self.momentum = (
             weighting_per_location, conv_layout, specs, burnin, momentum)
         self._memo: dict = {}
+        self.kinds = kinds
 
     # ------------------------------------------------------------------ the JAX function of a case
     def _ctor(self, kind):
@@ -133,6 +135,8 @@ class KfacJaxTNT:
     def _model(self, layer):
         """``(apply(params, x), params (JAX), to_x(batch) -> x, dy(batch) -> (m, *out))`` in kfac-jax's data layout."""
         kind, p = layer["kind"], layer["params"]
+        if kind not in self.kinds:
+            raise NotImplementedError(f"this variant runs {', '.join(self.kinds)} cases only")
         if kind == "tensor" and self.block != "naive":
             raise NotImplementedError("DenseTNT and Conv2DTNT are for dense and conv layers; a tensor runs in the naive variants")
         if self.specs == "all-modes" and "bias" in p:
@@ -258,7 +262,8 @@ class KfacJaxTNT:
         pre = kfac_jax.OptaxPreconditioner(
             func, damping=float(hyper["damping"]), estimation_mode="fisher_empirical", curvature_ema=float(hyper["decay"]),
             curvature_update_period=int(hyper["T1"]), inverse_update_period=int(hyper["T2"]),
-            use_exact_inverses=self.exact, layer_tag_to_block_ctor=self._ctor(layer["kind"]))
+            use_exact_inverses=self.exact, layer_tag_to_block_ctor=self._ctor(layer["kind"]),
+            distributed_inverses=False, distributed_precon_apply=False)  # one device, no pmap
         mom = [optax.trace(decay=float(hyper["momentum"]))]
         chain = ([*mom, pre.as_gradient_transform()] if self.momentum == "before" else [pre.as_gradient_transform(), *mom])
         tx = optax.chain(*chain, optax.add_decayed_weights(float(hyper["weight_decay"])), optax.scale(-float(hyper["learning_rate"])))
@@ -303,11 +308,11 @@ def dense_conv_momentum_after():
 
 
 def conv_oihw():
-    return KfacJaxTNT("DenseTNT/Conv2DTNT, OIHW kernels (dimension_numbers NCHW/OIHW)", conv_layout="OIHW")
+    return KfacJaxTNT("Conv2DTNT, OIHW kernels (dimension_numbers NCHW/OIHW)", conv_layout="OIHW", kinds=("conv",))
 
 
 def conv_not_per_location():
-    return KfacJaxTNT("Conv2DTNT(weighting_per_location=False)", weighting_per_location=False)
+    return KfacJaxTNT("Conv2DTNT(weighting_per_location=False)", weighting_per_location=False, kinds=("conv",))
 
 
 def naive():
@@ -321,7 +326,7 @@ def naive_empirical():
 
 def naive_all_modes():
     """``NaiveTNT(parameters_specs=['abc -> a b c'])``: every axis its own mode (cases without a bias)."""
-    return KfacJaxTNT("NaiveTNT, parameters_specs: every axis a mode", block="naive", specs="all-modes")
+    return KfacJaxTNT("NaiveTNT, parameters_specs: every axis a mode", block="naive", specs="all-modes", kinds=("tensor",))
 
 
 def burnin():

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..optim.tnt import _damped_inverses, _moments
+from ..optim.tnt import _apply_inverses, _damped_inverses, _moments
 from ..tensor import _mode_products
 from ..tensor_normal import _tnt_factors_from_moments
 from . import reference
@@ -137,7 +137,7 @@ class TntRef:
         for k, S in stats.items():
             dims = tuple(s.shape[0] for s in S)
             X = np.reshape(vectors[k], dims, order=order)
-            out[k] = np.ravel(_mode_products(X, list(_damped_inverses(tuple(S), damping, self.setting["damping_scheme"]))), order=order)
+            out[k] = np.ravel(_apply_inverses(X, _damped_inverses(tuple(S), damping, self.setting["damping_scheme"])), order=order)
         return out
 
     def trajectory(self, layer: dict, hyper: dict) -> list:

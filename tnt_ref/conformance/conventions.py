@@ -5,7 +5,7 @@ default (the authors' run). Each value carries its tag ([paper], [code], [derive
 implementations known to use it, and each convention names the tnt-ref option that realizes it:
 
 * options of :func:`tnt_ref.optim.tnt` (``stat_scale``, ``damping_scheme``, ``ema``,
-  ``momentum_placement``, ``bias``, ``conv_modes``) and :func:`tnt_ref.optim.tnt_warm_start`;
+  ``momentum_placement``, ``bias``, ``conv_modes``, ``inverse_schedule``) and :func:`tnt_ref.optim.tnt_warm_start`;
 * what is fed to tnt-ref's estimator as samples (``conv_locations``: per-example or per-location
   gradients);
 * the array interface (``layout``, ``vec_order``): TNT is equivariant under a permutation of the
@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from ..optim.tnt import BIASES, DAMPING_SCHEMES, EMAS, MOMENTUM_PLACEMENTS, STAT_SCALES
+from ..optim.tnt import BIASES, DAMPING_SCHEMES, EMAS, INVERSE_SCHEDULES, MOMENTUM_PLACEMENTS, STAT_SCALES
 
 __all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT_SETTING", "all_settings", "check_setting", "convention"]
 
@@ -75,10 +75,13 @@ CONVENTIONS: tuple[Convention, ...] = (
         "batch-mean": "[code] moments of the mini-batch mean gradient (estimate F/m); the authors' code",
         "per-example": "[derived] mean of per-example moments (estimate F); kfac-jax DenseTNT, Conv2DTNT",
         "sum": "[derived] moments of the summed gradient over m (estimate F); kfac-jax NaiveTNT",
+        "per-example-over-m": "[derived] per-example divided by m (estimate F/m without cross terms); kfac-jax "
+                              "DenseTNT/Conv2DTNT in its fisher_empirical mode",
     }, "tnt(stat_scale=...)", ("factors", "direction", "trajectory")),
     Convention("damping_scheme", DAMPING_SCHEMES, {
         "per-factor": "[code] (U_i + eps I)^-1 on every factor; the authors' code",
         "pi": "[derived] one eps split across the k factors, (U_i + eps^(1/k) I)^-1 after the scale rule; kfac-jax",
+        "exact": "[derived] (U_1 kron ... kron U_k + eps I)^-1, not a Kronecker product; kfac-jax use_exact_inverses",
     }, "tnt(damping_scheme=...)", ("inverse", "direction", "trajectory")),
     Convention("ema", (*EMAS, "warm-start"), {
         "first": "[derived] the first statistics initialize S, then S <- beta S + (1-beta) M; tnt-ref without warm start",
@@ -91,6 +94,10 @@ CONVENTIONS: tuple[Convention, ...] = (
         "before": "[code] v = mu v + g, P = K v; the authors' code",
         "after": "[derived] v = mu v + K g, P = v",
     }, "tnt(momentum_placement=...)", ("trajectory",)),
+    Convention("inverse_schedule", INVERSE_SCHEDULES, {
+        "warm-up": "[code] inverses every T1 steps while t < T2, then every T2; the authors' code",
+        "periodic": "[derived] inverses every T2 steps from t = 0; kfac-jax's inverse_update_period",
+    }, "tnt(inverse_schedule=...)", ("trajectory",)),
 )
 
 #: tnt-ref's defaults: the first value of every convention.

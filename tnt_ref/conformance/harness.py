@@ -15,6 +15,7 @@ where it fails, and saves a reproducer ``.npz`` (inputs, expected, got, setting)
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -127,6 +128,18 @@ class _Cmp:
 
     def key(self, s: dict) -> tuple:
         return tuple(s[n] if n in self.rel else None for n in (c.name for c in CONVENTIONS))
+
+    def columns(self) -> list[str]:
+        """The conventions that can change this comparison (its interface, tnt-ref's answer, the maps)."""
+        return sorted({*self.rel, "layout", "vec_order", "bias", "conv_modes", "tensor_modes"})
+
+    def errors(self, settings: list, index: np.ndarray, alive: list) -> np.ndarray:
+        """The relative error under each setting of ``alive``, compared once per distinct value of :meth:`columns`."""
+        names = [c.name for c in CONVENTIONS]
+        cols = [names.index(n) for n in self.columns()]
+        uniq, first, inv = np.unique(index[alive][:, cols], axis=0, return_index=True, return_inverse=True)
+        errs = np.array([self.compare(settings[alive[j]])[0] for j in first], dtype=float)
+        return errs[np.ravel(inv)]
 
     # ---------------------------------------------------------------- the adapter's side
     def got(self, s: dict):
@@ -291,6 +304,13 @@ def _reproducer(path: Path, cmp: _Cmp, s: dict, err: float, msg: str) -> Path:
     return atomic_savez(path, meta=np.array(json.dumps(meta, default=str)), **arrays)
 
 
+@functools.lru_cache(maxsize=1)
+def _space() -> tuple[tuple, np.ndarray]:
+    """Every setting, and the index of each value in its convention (settings x conventions)."""
+    settings = tuple(all_settings())
+    return settings, np.array([[c.values.index(s[c.name]) for c in CONVENTIONS] for s in settings])
+
+
 def conform(
     adapter,
     cases: list[Case] | None = None,
@@ -319,7 +339,7 @@ def conform(
     """
     cases = build_cases() if cases is None else list(cases)
     name = str(getattr(adapter, "name", type(adapter).__name__))
-    settings = all_settings()
+    settings, index = _space()
     alive = list(range(len(settings)))
     status = {q: "not reached" for q in QUANTITIES}
     unsupported: dict = {}
@@ -331,15 +351,14 @@ def conform(
             status[q] = "not provided"
             continue
         comps = [_Cmp(c, adapter, q, 1000 + i) for i, c in enumerate(cases)]
-        errs = {i: [] for i in alive}
         declined = set()
-        for cmp in comps:
-            for i in alive:
-                e, _ = cmp.compare(settings[i])
-                if math.isnan(e):
-                    declined.add(cmp.case.name)
-                    e = 0.0
-                errs[i].append(e)
+        table = np.zeros((len(alive), len(comps)))  # alive setting x case
+        for j, cmp in enumerate(comps):
+            col = cmp.errors(settings, index, alive)
+            if np.isnan(col).any():
+                declined.add(cmp.case.name)
+            table[:, j] = np.nan_to_num(col, nan=0.0, posinf=_INF)
+        errs = {i: table[r].tolist() for r, i in enumerate(alive)}
         if declined:
             unsupported[q] = [c.name for c in cases if c.name in declined]
         if len(declined) == len(cases):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..optim import apply_updates, tnt, tnt_warm_start
-from ..optim.tnt import _damped_inverses
-from ..tensor import _mode_products, kron
+from ..optim.tnt import _apply_inverses, _damped_inverses
+from ..tensor import kron
 from ..tensor_normal import tnt_factors_from_moments
 from .cases import Batch, Case
 
@@ -24,6 +24,7 @@ def make_optimizer(case: Case, setting: dict, **hyper):
     return tnt(h.pop("learning_rate"), **h, stat_scale=setting["stat_scale"], damping_scheme=setting["damping_scheme"],
                ema="first" if setting["ema"] == "warm-start" else setting["ema"],
                momentum_placement=setting["momentum_placement"], bias=setting["bias"],
+               inverse_schedule=setting["inverse_schedule"],
                conv_modes=setting["conv_modes"] if case.kind == "conv" else 4)  # a 4-way tensor that is no kernel stays 4-way
 
 
@@ -87,7 +88,7 @@ def dense_curvature(fac: list) -> np.ndarray:
 
 def inverse(stats: list, damping: float, setting: dict, X: np.ndarray) -> np.ndarray:
     """``X x_1 K_1 ... x_k K_k`` with ``K = `` the optimizer's damped inverses of ``normalize(stats)``."""
-    return _mode_products(X, list(_damped_inverses(tuple(stats), damping, setting["damping_scheme"])))
+    return _apply_inverses(X, _damped_inverses(tuple(stats), damping, setting["damping_scheme"]))
 
 
 def trajectory(case: Case, setting: dict, n_steps: int | None = None) -> list[dict]:

@@ -20,10 +20,16 @@ conformance harness, :mod:`tnt_ref.conformance`, searches over them):
 * ``stat_scale``: ``"batch-mean"`` [code] moments of the mean gradient (estimate ``F / m``);
   ``"per-example"`` [derived] mean of the per-example moments (estimate ``F``: ``eps`` then reads
   on the Fisher's own scale); ``"sum"`` [derived; kfac-jax ``NaiveTNT``] moments of the summed
-  per-example gradients divided by ``m`` (``m`` times ``"batch-mean"``, also an estimate of ``F``).
+  per-example gradients divided by ``m`` (``m`` times ``"batch-mean"``, also an estimate of ``F``);
+  ``"per-example-over-m"`` [derived; kfac-jax's ``fisher_empirical`` mode with ``DenseTNT`` /
+  ``Conv2DTNT``] ``"per-example"`` divided by ``m`` (the per-example gradients of the *mean* loss:
+  an estimate of ``F / m`` without the cross terms of ``"batch-mean"``).
 * ``damping_scheme``: ``"per-factor"`` [code] ``eps`` on each factor; ``"pi"`` [derived; kfac-jax]
   Martens & Grosse's pi-adjusted split of one ``eps`` across the ``k`` factors, ``eps ** (1/k)``
-  per factor after TNT's scale rule.
+  per factor after TNT's scale rule; ``"exact"`` [derived; kfac-jax ``use_exact_inverses``]
+  ``(U_1 kron ... kron U_k + eps I)^{-1}`` through the factors' eigendecompositions.
+* ``inverse_schedule``: ``"warm-up"`` [code] inverses every ``T1`` steps while ``t < T2``, then
+  every ``T2``; ``"periodic"`` [derived; kfac-jax's ``inverse_update_period``] every ``T2`` from ``t = 0``.
 * ``ema``: ``"first"`` (default; without a warm start the first statistics initialize ``S``, no
   EMA against zeros) [code: the warm start plays that role there]; ``"plain"`` [derived]
   ``S_0 = 0``, ``S <- beta S + (1 - beta) M`` from the first step on; ``"bias-corrected"``
@@ -48,16 +54,18 @@ from typing import Any, NamedTuple
 
 from .._validation import check_param_dict
 from ..backend import get_namespace
-from ..kronecker import damped_inverse_factors
-from ..tensor import _mode_products, tensor_shape
+from ..kronecker import damped_inverse_factors, safe_eigh
+from ..tensor import _mode_products, outer, tensor_shape
 from ..tensor_normal import _mode_moments, _tnt_factors_from_moments
 from .base import Optimizer, check_hyper
 
-__all__ = ["TNTState", "tnt", "tnt_warm_start", "STAT_SCALES", "DAMPING_SCHEMES", "EMAS", "MOMENTUM_PLACEMENTS", "BIASES"]
+__all__ = ["TNTState", "tnt", "tnt_warm_start", "STAT_SCALES", "DAMPING_SCHEMES", "EMAS", "MOMENTUM_PLACEMENTS", "BIASES",
+           "INVERSE_SCHEDULES"]
 
 #: The values of each convention option of :func:`tnt` (the first is the default, the authors').
-STAT_SCALES = ("batch-mean", "per-example", "sum")
-DAMPING_SCHEMES = ("per-factor", "pi")
+STAT_SCALES = ("batch-mean", "per-example", "sum", "per-example-over-m")
+DAMPING_SCHEMES = ("per-factor", "pi", "exact")
+INVERSE_SCHEDULES = ("warm-up", "periodic")
 EMAS = ("first", "plain", "bias-corrected")
 MOMENTUM_PLACEMENTS = ("before", "after")
 BIASES = ("own-tensor", "extra-input")
@@ -89,8 +97,9 @@ def _moments(G, scale: str, tshape):
     if G.ndim == len(tshape) and G.shape == tuple(tshape):
         raise ValueError(f"stat_scale={scale!r} needs per-example gradients (m, *shape); got one gradient of shape {tuple(G.shape)}.")
     stack = xp.reshape(G, (G.shape[0], *tshape))
-    if scale == "per-example":
-        return _mode_moments(stack, symmetrize=False)
+    if scale in ("per-example", "per-example-over-m"):
+        M = _mode_moments(stack, symmetrize=False)
+        return M if scale == "per-example" else [s / G.shape[0] for s in M]
     return [M / G.shape[0] for M in _mode_moments(xp.sum(stack, axis=0)[None, ...], symmetrize=False)]  # "sum"
 
 
@@ -144,13 +153,15 @@ def tnt(
     ema: str = "first",
     momentum_placement: str = "before",
     bias: str = "own-tensor",
+    inverse_schedule: str = "warm-up",
 ) -> Optimizer:
     """TNT [RG21, Alg. 1] [code]; ``empirical=True`` is TNT-EF (statistics from data labels).
 
     Symbols: ``learning_rate`` alpha, ``momentum`` mu, ``decay`` beta (EMA), ``damping`` eps,
     ``T1`` statistics interval, ``T2`` inverse interval, ``weight_decay`` gamma (decoupled).
-    ``stat_scale``, ``damping_scheme``, ``ema``, ``momentum_placement``, ``bias`` and
-    ``conv_modes``: the conventions of the module docstring; the defaults are the authors'.
+    ``stat_scale``, ``damping_scheme``, ``ema``, ``momentum_placement``, ``bias``,
+    ``inverse_schedule`` and ``conv_modes``: the conventions of the module docstring; the defaults
+    are the authors'.
 
     ``update(grads, state, params, *, sampled_grads=None)``: ``sampled_grads`` is required when
     ``"sampled_grads"`` (or ``"sampled_per_example"`` with ``stat_scale`` ``"per-example"`` or
@@ -160,7 +171,7 @@ def tnt(
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
     for name, value, valid in (("stat_scale", stat_scale, STAT_SCALES), ("damping_scheme", damping_scheme, DAMPING_SCHEMES),
                                ("ema", ema, EMAS), ("momentum_placement", momentum_placement, MOMENTUM_PLACEMENTS),
-                               ("bias", bias, BIASES)):
+                               ("bias", bias, BIASES), ("inverse_schedule", inverse_schedule, INVERSE_SCHEDULES)):
         if value not in valid:
             raise ValueError(f"`{name}` must be one of {list(valid)}; got {name}={value!r}.")
     tensor_shape((1, 1, 1, 1), conv_modes)  # validates conv_modes
@@ -177,6 +188,8 @@ def tnt(
             xp = get_namespace(p)
             stats[k] = tuple(xp.zeros((d, d), dtype=p.dtype) for d in ts)
             invs[k] = tuple(xp.eye(d, dtype=p.dtype) / eps for d in ts)
+            if damping_scheme == "exact":  # (Q_1, ..., Q_k, 1 / (outer(l) + eps)): here U = 0
+                invs[k] = (*(xp.eye(d, dtype=p.dtype) for d in ts), xp.full(ts, 1 / eps, dtype=p.dtype))
         return TNTState(0, 0, {k: get_namespace(p).zeros_like(p) for k, p in params.items()}, stats, invs)
 
     def _stats_step(state: TNTState) -> bool:
@@ -185,7 +198,7 @@ def tnt(
 
     def _inverse_step(state: TNTState) -> bool:
         t = state.step
-        return t % (T1 if t < T2 else T2) == 0
+        return t % (T1 if t < T2 and inverse_schedule == "warm-up" else T2) == 0
 
     def needs(state: TNTState) -> frozenset:
         return frozenset({need_key}) if _stats_step(state) else frozenset()
@@ -213,7 +226,7 @@ def tnt(
         P = {}
         for k, (members, ts) in blocks.items():
             xp = get_namespace(params[k])
-            P.update(_split(_mode_products(xp.reshape(_join(v, members, 0), ts), inverses[k]), members, params))  # P = v x_1 K_1 ... x_k K_k
+            P.update(_split(_apply_inverses(xp.reshape(_join(v, members, 0), ts), inverses[k]), members, params))  # P = v x_1 K_1 ... x_k K_k
         if momentum_placement == "after":
             v = P = {k: mu * state.momentum[k] + P[k] for k in P}
         updates = {k: -alpha * gamma * p - alpha * P[k] for k, p in params.items()}  # W <- (1 - alpha gamma) W - alpha P
@@ -224,7 +237,7 @@ def tnt(
                  conv_modes=conv_modes, stat_scale=stat_scale, damping_scheme=damping_scheme)
     # non-default conventions only: the hyper dict (logs, checkpoints) of the authors' settings is unchanged
     hyper.update({n: v for n, v, d in (("ema", ema, "first"), ("momentum_placement", momentum_placement, "before"),
-                                       ("bias", bias, "own-tensor")) if v != d})
+                                       ("bias", bias, "own-tensor"), ("inverse_schedule", inverse_schedule, "warm-up")) if v != d})
     return Optimizer(name, init, update, needs, "data" if empirical else "sampled", hyper)
 
 
@@ -243,8 +256,22 @@ def _ema(s, m, beta: float, ema: str = "first", n: int = 0):
 
 
 def _damped_inverses(S: tuple, eps: float, scheme: str) -> tuple:
-    """U = normalize(S) (spec section 3); K_i = (U_i + eps I)^{-1}. Trusted inputs: no per-factor checks."""
-    return tuple(damped_inverse_factors(_tnt_factors_from_moments(list(S)), eps, scheme))
+    """U = normalize(S) (spec section 3); K_i = (U_i + eps I)^{-1}. Trusted inputs: no per-factor checks.
+    ``scheme="exact"``: ``(kron U_i + eps I)^{-1}`` as ``(Q_1, ..., Q_k, 1 / (outer(l_1, ..., l_k) + eps))``
+    from ``U_i = Q_i diag(l_i) Q_i^T`` [derived; kfac-jax's ``use_exact_inverses``]."""
+    U = _tnt_factors_from_moments(list(S))
+    if scheme == "exact":
+        eig = [safe_eigh(u, floor=None) for u in U]
+        return (*(Q for _, Q in eig), 1.0 / (outer(*[get_namespace(l).clip(l, 0.0, None) for l, _ in eig]) + eps))
+    return tuple(damped_inverse_factors(U, eps, scheme))
+
+
+def _apply_inverses(X, K: tuple):
+    """``X x_1 K_1 ... x_k K_k``, or for an exact inverse ``(Q_1, ..., Q_k, D)`` the damped solve."""
+    if len(K) == X.ndim:
+        return _mode_products(X, list(K))
+    Q = list(K[:-1])
+    return _mode_products(_mode_products(X, [q.T for q in Q]) * K[-1], Q)
 
 
 def tnt_warm_start(opt: Optimizer, state: TNTState, params: dict, sampled_grads: Iterable[dict]) -> TNTState:
