@@ -64,12 +64,34 @@ def test_train_history_has_full_config_and_folder_is_owned(tmp_path, capsys):
 def test_tnt_hyperparameter_flags_reach_the_optimizer(tmp_path):
     out = tmp_path / "tnt"
     assert main(["train", "--problem", "cnn", "--optimizer", "tnt", "--lr", "3e-5", "--epochs", "1", "--out", str(out),
-                 "--damping", "0.03", "--T1", "2", "--T2", "7", "--decay", "0.8", "--stat-scale", "per-example",
-                 "--damping-scheme", "pi", "--conv-modes", "2", "--dtype", "float32"]) == 0
+                 "--damping", "0.03", "--T1", "2", "--T2", "7", "--decay", "0.8", "--stat-scale", "sum",
+                 "--damping-scheme", "pi", "--conv-modes", "2", "--dtype", "float32", "--ema", "bias-corrected",
+                 "--momentum-placement", "after", "--bias", "extra-input", "--inverse-schedule", "periodic"]) == 0
     cfg = json.loads((out / "history.json").read_text())["config"]
     h = cfg["hyper"]
-    assert (h["damping"], h["T1"], h["T2"], h["decay"], h["stat_scale"], h["conv_modes"]) == (0.03, 2, 7, 0.8, "per-example", 2)
+    assert (h["damping"], h["T1"], h["T2"], h["decay"], h["stat_scale"], h["conv_modes"]) == (0.03, 2, 7, 0.8, "sum", 2)
     assert h["damping_scheme"] == "pi" and cfg["dtype"] == "float32"
+    assert (h["ema"], h["momentum_placement"], h["bias"], h["inverse_schedule"]) == ("bias-corrected", "after", "extra-input", "periodic")
+
+
+def test_tnt_convention_flags_have_choices_and_reach_compare(capsys):
+    from tnt_ref.cli import build_parser
+    from tnt_ref.cli.training import _hyper
+    from tnt_ref.optim.tnt import EMAS, STAT_SCALES
+
+    args = build_parser().parse_args(["compare", "--problem", "mlp", "--out", "x", "--ema", "plain", "--stat-scale",
+                                      "per-example-over-m", "--momentum-placement", "after", "--bias", "extra-input",
+                                      "--damping-scheme", "exact", "--inverse-schedule", "periodic"])
+    assert _hyper(args) == {"ema": "plain", "stat_scale": "per-example-over-m", "momentum_placement": "after",
+                            "bias": "extra-input", "damping_scheme": "exact", "inverse_schedule": "periodic"}
+    for bad in (["--ema", "nope"], ["--stat-scale", "mean"], ["--bias", "row"]):
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args(["train", "--problem", "mlp", "--optimizer", "tnt", "--lr", "1", *bad])
+        assert e.value.code == 2
+        assert "invalid choice" in capsys.readouterr().err
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "{" + ",".join(EMAS) + "}" in text and "{" + ",".join(STAT_SCALES) + "}" in text
+    assert "(default: first)" in text and "(default: before)" in text and "(default: own-tensor)" in text
 
 
 def test_lock_refuses_a_second_live_run_and_replaces_a_stale_one(tmp_path, capsys):
@@ -166,7 +188,8 @@ def test_version_and_python_m(tmp_path):
     p = subprocess.run([sys.executable, "-m", "tnt_ref", "compare", "--help"], capture_output=True, text=True, env=env)
     assert p.returncode == 0
     for flag in ("--jobs", "--scheduler", "--seeds", "--dtype", "--damping", "--T1", "--T2", "--momentum", "--decay",
-                 "--weight-decay", "--stat-scale", "--damping-scheme", "--conv-modes", "--resume", "--overwrite"):
+                 "--weight-decay", "--stat-scale", "--damping-scheme", "--conv-modes", "--resume", "--overwrite", "--ema",
+                 "--momentum-placement", "--bias", "--inverse-schedule"):
         assert flag in p.stdout
     assert p.stdout.count("default") >= 20
 

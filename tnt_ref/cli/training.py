@@ -43,16 +43,39 @@ _HYPER_FLAGS = [
     ("--momentum", "momentum", float, "momentum (sgd, tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
     ("--decay", "decay", float, "EMA decay of the curvature statistics (tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
     ("--weight-decay", "weight_decay", float, "decoupled weight decay (all optimizers; default: 0)"),
-    ("--stat-scale", "stat_scale", str, "tnt's statistics scale: batch-mean or per-example (default: batch-mean)"),
-    ("--damping-scheme", "damping_scheme", str, "tnt's damping form for k >= 3 factors (default: per-factor)"),
-    ("--conv-modes", "conv_modes", positive_int, "modes of a conv weight, 2 or 3 (tnt, shampoo; default: 3)"),
+    ("--stat-scale", "stat_scale", str, "tnt's statistics: moments of the batch-mean gradient, mean of the per-example "
+                                        "moments, moments of the summed gradient over m, or per-example over m "
+                                        "(default: batch-mean)"),
+    ("--damping-scheme", "damping_scheme", str, "tnt's damping: eps on each factor, one eps split across the factors "
+                                                "(pi), or (kron U + eps I)^-1 (exact) (default: per-factor)"),
+    ("--ema", "ema", str, "tnt's moving average of the statistics after the warm start: first (the first statistics "
+                          "start it), plain, bias-corrected (default: first)"),
+    ("--momentum-placement", "momentum_placement", str, "tnt's momentum before or after preconditioning "
+                                                        "(default: before)"),
+    ("--bias", "bias", str, "tnt's bias: a tensor of its own, or an extra input column of its weight (convolutions need "
+                            "--conv-modes 2) (default: own-tensor)"),
+    ("--inverse-schedule", "inverse_schedule", str, "tnt's inverses: every T1 steps until T2 then every T2 (warm-up), "
+                                                    "or every T2 from the start (periodic) (default: warm-up)"),
+    ("--conv-modes", "conv_modes", positive_int, "modes of a conv weight (tnt, shampoo; default: 3)"),
 ]
+
+
+def _choices() -> dict:
+    """The values each tnt convention flag takes, from the optimizer itself."""
+    from ..optim.tnt import BIASES, DAMPING_SCHEMES, EMAS, INVERSE_SCHEDULES, MOMENTUM_PLACEMENTS, STAT_SCALES  # noqa: PLC0415
+
+    return {"stat_scale": STAT_SCALES, "damping_scheme": DAMPING_SCHEMES, "ema": EMAS, "momentum_placement": MOMENTUM_PLACEMENTS,
+            "bias": BIASES, "inverse_schedule": INVERSE_SCHEDULES,
+            "conv_modes": (2, 3, 4)}
 
 
 def _add_hyper(p) -> None:
     g = p.add_argument_group("optimizer hyperparameters (default: the problem's setting, docs/reproduction.md)")
+    choices = _choices()
     for flag, dest, typ, text in _HYPER_FLAGS:
-        g.add_argument(flag, dest=f"hp_{dest}", type=typ, default=None, help=text, metavar=dest.upper())
+        c = choices.get(dest)
+        g.add_argument(flag, dest=f"hp_{dest}", type=typ, default=None, help=text, choices=c,
+                       metavar=None if c else dest.upper())
 
 
 def _hyper(args) -> dict:
