@@ -16,15 +16,27 @@ from tnt_ref.conformance.conventions import convention
 from tnt_ref.conformance.layouts import block_maps, from_layout, to_layout
 from tnt_ref.optim import tnt, tnt_warm_start
 from tnt_ref.tensor import kron
+from tnt_ref.tensor_normal import tnt_factors_from_moments
 
 CASES = build_cases(["mlp_tanh_softmax:fc1", "conv_2x3:conv1", "tensor3"])
 
-KFAC_JAX_LIKE = dict(layout="hwio", bias="extra-input", conv_modes=2, conv_locations="independent",
-                     stat_scale="per-example", damping_scheme="pi", ema="bias-corrected")
-SETTINGS = [{}] + [{c.name: v, **({"conv_modes": 2} if v == "extra-input" else {})}  # a kernel's bias row needs 2 modes
-                  for c in CONVENTIONS for v in c.values[1:]] + [
-    KFAC_JAX_LIKE, dict(layout="transposed", vec_order="column-major", stat_scale="sum", conv_modes=4, ema="warm-start",
-                        momentum_placement="after")]
+# the defaults, and every other value of every convention in three mixed settings (each value decided jointly
+# with the others: a harder search than one value at a time), plus kfac-jax's DenseTNT/Conv2DTNT as measured
+SETTINGS = [
+    {},
+    dict(layout="transposed", vec_order="column-major", bias="extra-input", conv_modes=2, tensor_modes="matrix",
+         conv_locations="independent", stat_scale="per-example", damping_scheme="pi", ema="plain",
+         momentum_placement="after", inverse_schedule="periodic"),
+    dict(layout="hwio", conv_modes=4, stat_scale="sum", damping_scheme="exact", ema="bias-corrected"),
+    dict(conv_locations="independent", stat_scale="per-example-over-m", ema="warm-start"),
+    dict(layout="hwio", bias="extra-input", conv_modes=2, conv_locations="independent", stat_scale="per-example",
+         damping_scheme="pi", ema="bias-corrected", inverse_schedule="periodic"),
+]
+
+
+def test_the_settings_cover_every_value():
+    for c in CONVENTIONS:
+        assert {s.get(c.name, c.values[0]) for s in SETTINGS} == set(c.values), c.name
 
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "defaults")
@@ -139,6 +151,33 @@ def test_ema_options_against_the_formulas():
                 want = [s / (1 - beta ** (t + 1)) for s in plain]
             for a, b in zip(st.stats["w"], want):
                 np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_per_example_over_m_exact_damping_and_periodic_inverses():
+    opt, params, g, pe = _one_step(stat_scale="per-example-over-m")
+    _, st = opt.update(g, opt.init(params), params, sampled_grads=pe)
+    ref_opt = tnt(1.0, damping=0.3, stat_scale="per-example")
+    _, ref = ref_opt.update(g, ref_opt.init(params), params, sampled_grads=pe)
+    for a, b in zip(st.stats["l.weight"], ref.stats["l.weight"]):
+        np.testing.assert_allclose(a, b / 6, rtol=1e-13)
+    # exact damping: (U_1 kron U_2 + eps I)^-1 g against a dense solve
+    opt, params, g, pe = _one_step(damping_scheme="exact")
+    up, st = opt.update(g, opt.init(params), params, sampled_grads={k: v.mean(0) for k, v in pe.items()})
+    U = tnt_factors_from_moments(list(st.stats["l.weight"]))
+    P = np.linalg.solve(kron(*U) + 0.3 * np.eye(12), g["l.weight"].reshape(-1))
+    np.testing.assert_allclose(up["l.weight"], -P.reshape(3, 4), rtol=1e-12)
+    Ub = st.stats["l.bias"][0]  # k = 1: the full block, so exact = per-factor
+    np.testing.assert_allclose(up["l.bias"], -np.linalg.solve(Ub + 0.3 * np.eye(3), g["l.bias"]), rtol=1e-12)
+    # inverse_schedule: the steps at which the inverses change (T1 = 1, T2 = 3)
+    for schedule, want in (("warm-up", [0, 1, 2, 3, 6]), ("periodic", [0, 3, 6])):
+        opt = tnt(1.0, damping=0.3, T1=1, T2=3, inverse_schedule=schedule)
+        st, changed = opt.init(params), []
+        for t in range(8):
+            new = opt.update(g, st, params, sampled_grads={k: v.mean(0) * (t + 1) for k, v in pe.items()})[1]
+            if not np.array_equal(new.inverses["l.weight"][0], st.inverses["l.weight"][0]):
+                changed.append(t)
+            st = new
+        assert changed == want, schedule
 
 
 def test_momentum_after_preconditioning():

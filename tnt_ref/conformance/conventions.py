@@ -17,12 +17,16 @@ A *setting* is one value per convention, a ``dict`` name -> value.
 
 from __future__ import annotations
 
+import functools
 import itertools
+
+import numpy as np
 from dataclasses import dataclass
 
 from ..optim.tnt import BIASES, DAMPING_SCHEMES, EMAS, INVERSE_SCHEDULES, MOMENTUM_PLACEMENTS, STAT_SCALES
 
-__all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT_SETTING", "all_settings", "check_setting", "convention"]
+__all__ = ["Convention", "CONVENTIONS", "QUANTITIES", "DEFAULT_SETTING", "all_settings", "check_setting", "convention",
+           "settings_index", "valid"]
 
 #: The quantities an adapter may provide, in the order the harness checks them.
 QUANTITIES = ("factors", "inverse", "direction", "trajectory")
@@ -125,9 +129,21 @@ def check_setting(setting: dict) -> dict:
 
 def all_settings() -> list[dict]:
     """Every setting of the convention space (the product of all values), defaults first."""
+    return [dict(s) for s in settings_index()[0]]
+
+
+@functools.lru_cache(maxsize=1)
+def settings_index() -> tuple[tuple, np.ndarray]:
+    """Every valid setting (read-only dicts: copy before changing one) and the position of each value in its
+    convention, ``(settings, conventions)`` integers, in the order of :func:`all_settings`."""
     names = [c.name for c in CONVENTIONS]
-    out = [dict(zip(names, vals)) for vals in itertools.product(*(c.values for c in CONVENTIONS))]
-    return [s for s in out if valid(s)]
+    settings, index = [], []
+    for combo in itertools.product(*(list(enumerate(c.values)) for c in CONVENTIONS)):
+        s = dict(zip(names, (v for _, v in combo)))
+        if valid(s):
+            settings.append(s)
+            index.append([i for i, _ in combo])
+    return tuple(settings), np.array(index)
 
 
 def valid(setting: dict) -> bool:

@@ -15,7 +15,6 @@ where it fails, and saves a reproducer ``.npz`` (inputs, expected, got, setting)
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from ..tensor_normal import mode_moments
 from . import reference
 from .adapters import layer_view
 from .cases import Case, build_cases
-from .conventions import CONVENTIONS, QUANTITIES, all_settings
+from .conventions import CONVENTIONS, QUANTITIES, settings_index
 from .layouts import block_maps, canonical_block_flat, from_layout
 
 __all__ = ["TOL", "Report", "conform"]
@@ -131,7 +130,9 @@ class _Cmp:
 
     def columns(self) -> list[str]:
         """The conventions that can change this comparison (its interface, tnt-ref's answer, the maps)."""
-        return sorted({*self.rel, "layout", "vec_order", "bias", "conv_modes", "tensor_modes"})
+        maps = {"layout", "vec_order"} | ({"bias"} if self.case.has_bias else set()) | (
+            {"conv_modes"} if self.case.kind == "conv" else {"tensor_modes"} if self.case.kind == "tensor" else set())
+        return sorted(set(self.rel) | maps)
 
     def errors(self, settings: list, index: np.ndarray, alive: list) -> np.ndarray:
         """The relative error under each setting of ``alive``, compared once per distinct value of :meth:`columns`."""
@@ -187,7 +188,8 @@ class _Cmp:
 
     # ---------------------------------------------------------------- tnt-ref's side and the comparison
     def expected(self, s: dict):
-        k = self.key(s)
+        # tnt-ref's answer is canonical: the array interface (layout, vec order) only maps it, in _compare
+        k = tuple(v for n, v in zip((c.name for c in CONVENTIONS), self.key(s)) if n not in ("layout", "vec_order"))
         if k not in self._exp:
             if self.q == "factors":
                 self._exp[k] = {b: reference.dense_curvature(f) for b, f in reference.factors(self.case, s).items()}
@@ -304,13 +306,6 @@ def _reproducer(path: Path, cmp: _Cmp, s: dict, err: float, msg: str) -> Path:
     return atomic_savez(path, meta=np.array(json.dumps(meta, default=str)), **arrays)
 
 
-@functools.lru_cache(maxsize=1)
-def _space() -> tuple[tuple, np.ndarray]:
-    """Every setting, and the index of each value in its convention (settings x conventions)."""
-    settings = tuple(all_settings())
-    return settings, np.array([[c.values.index(s[c.name]) for c in CONVENTIONS] for s in settings])
-
-
 def conform(
     adapter,
     cases: list[Case] | None = None,
@@ -339,7 +334,7 @@ def conform(
     """
     cases = build_cases() if cases is None else list(cases)
     name = str(getattr(adapter, "name", type(adapter).__name__))
-    settings, index = _space()
+    settings, index = settings_index()
     alive = list(range(len(settings)))
     status = {q: "not reached" for q in QUANTITIES}
     unsupported: dict = {}
@@ -394,4 +389,4 @@ def conform(
     verdict = "matches no convention" if first else "matches"
     if not errs_by_q:
         verdict = "nothing to compare"
-    return Report(name, verdict, conventions, worst, settings[best], status, unsupported, first, [c.name for c in cases])
+    return Report(name, verdict, conventions, worst, dict(settings[best]), status, unsupported, first, [c.name for c in cases])
