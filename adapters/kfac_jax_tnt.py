@@ -285,7 +285,7 @@ class KfacJaxTNT:
         return out
 
     def direction(self, layer, hyper):
-        first = self.trajectory({**layer, "steps": layer["steps"][:1]}, hyper)[0]
+        first = self.trajectory(layer, hyper)[0]  # the first step of the (memoized) trajectory: later steps cannot change it
         return {k: first[k] - layer["params"][k] for k in first}
 
 

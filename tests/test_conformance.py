@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tnt_ref.cli import main
-from tnt_ref.conformance import BROKEN, DEFAULT_SETTING, CONVENTIONS, TntRef, build_cases, conform
+from tnt_ref.conformance import BROKEN, CASE_NAMES, CONVENTIONS, DEFAULT_SETTING, TntRef, build_cases, conform
 from tnt_ref.conformance.conventions import convention
 from tnt_ref.conformance.layouts import block_maps, from_layout, to_layout
 from tnt_ref.optim import tnt, tnt_warm_start
@@ -221,9 +221,10 @@ def test_bias_as_extra_input_is_tnt_of_the_joint_tensor():
 # ----------------------------------------------------------------------------- the command
 def test_conform_command(tmp_path, capsys):
     js = tmp_path / "r.json"
-    assert main(["conform", "--case", "mlp_tanh_softmax:fc1", "--json", str(js), "--out", str(tmp_path / "o")]) == 0
+    assert main(["conform", "--json", str(js), "--out", str(tmp_path / "o")]) == 0  # tnt-ref itself, every case
     rep = json.loads(js.read_text())
-    assert rep["verdict"] == "matches" and rep["conventions"]["stat_scale"] == ["batch-mean"]
+    assert rep["verdict"] == "matches" and rep["conventions"] == {k: [v] for k, v in DEFAULT_SETTING.items()}
+    assert rep["cases"] == list(CASE_NAMES) and max(rep["worst_error"].values()) <= 1e-12
     assert "matches under {layout=canonical" in capsys.readouterr().out
     assert main(["conform", "--case", "mlp_tanh_softmax:fc1", "--json", str(js)]) == 2  # never overwrites
     assert "exists" in capsys.readouterr().err
