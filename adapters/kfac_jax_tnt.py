@@ -117,10 +117,8 @@ class KfacJaxTNT:
     def _ctor(self, kind):
         def with_specs(cls, **kw):
             def make(eq):
-                if self.specs == "all-modes":
-                    shapes = [v.aval.shape for v in eq.invars[-1:]] if kind == "tensor" else None
-                    n = len(shapes[0])
-                    letters = "abcdefgh"[:n]
+                if self.specs == "all-modes":  # the generic tag's one parameter, every axis a mode
+                    letters = "abcdefgh"[: len(eq.invars[-1].aval.shape)]
                     return cls(eq, parameters_specs=[f"{letters} -> {' '.join(letters)}"], **kw)
                 return cls(eq, **kw)
             return make
