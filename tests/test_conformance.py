@@ -94,6 +94,19 @@ def test_layout_maps_round_trip_and_pin():
     assert bm.index[1, 0] == J[0, np.ravel_multi_index((1, 0, 0), (3, 1, 4))] or bm.index[1, 0] == 4
 
 
+def test_independent_locations_sum_the_per_location_second_moments():
+    """``conv_locations="independent"``: every location a sample, moments summed over the L locations (KFAC's
+    approximation of the per-example second moment), against per-location outer products written out."""
+    b = build_cases(["conv_2x3:conv1"])[0].batch
+    pl = b.per_location["weight"]  # (m, L, 3, 2, 2, 3)
+    m, L = pl.shape[:2]
+    want = sum(np.einsum("ni,nj->ij", pl[:, t].reshape(m, -1), pl[:, t].reshape(m, -1)) for t in range(L)) / m
+    S = b.location_samples()["weight"].reshape(m * L, -1)
+    np.testing.assert_allclose(S.T @ S / (m * L), want, rtol=1e-13)
+    joint = b.per_example["weight"].reshape(m, -1)
+    assert np.linalg.norm(joint.T @ joint / m - want) > 1e-3 * np.linalg.norm(want)  # the approximation is one
+
+
 def test_tnt_is_equivariant_under_transposition():
     """[derived] TNT of the transposed tensor is the transposed TNT: layouts are interface maps."""
     rng = np.random.default_rng(0)

@@ -110,10 +110,7 @@ class TntRef:
     def _block_samples(self, layer: dict) -> dict:
         """``block -> (samples (n, *modes), scale)``: the block tensors in this implementation's modes."""
         case = _to_case(layer, {}, self.setting["layout"])
-        src = case.batch.per_example
-        if case.kind == "conv" and self.setting["conv_locations"] == "independent":
-            src = case.batch.location_samples()
-        n = src["weight"].shape[0]
+        src = reference.samples(case.batch, self.setting, case.kind)
         out = {}
         for name, bm in self._maps(layer).items():
             flat = canonical_block_flat(src, bm.members)  # canonical block vec

@@ -13,7 +13,7 @@ from ..tensor import kron
 from ..tensor_normal import tnt_factors_from_moments
 from .cases import Batch, Case
 
-__all__ = ["make_optimizer", "as_fed", "stat_input", "factors", "dense_curvature", "inverse", "trajectory", "block_of"]
+__all__ = ["make_optimizer", "as_fed", "samples", "stat_input", "factors", "dense_curvature", "inverse", "trajectory", "block_of"]
 
 _P = "layer."  # canonical parameter names inside tnt-ref's optimizer: "layer.weight", "layer.bias"
 
@@ -47,12 +47,23 @@ def as_fed(case: Case, setting: dict) -> tuple[Case, object]:
     return fed, lambda p: {k: v.reshape(shape) for k, v in p.items()}
 
 
+def samples(batch: Batch, setting: dict, kind: str) -> dict:
+    """The gradient samples of a batch: per example, or with ``conv_locations="independent"`` every
+    output location a sample (:meth:`Batch.location_samples`); for ``"per-example-over-m"`` these
+    are scaled so that the optimizer's division by the number of samples, ``m L``, is one by ``m``."""
+    if kind != "conv" or setting["conv_locations"] != "independent":
+        return batch.per_example
+    src = batch.location_samples()  # (m L, *shape), summing to the per-example moments
+    if setting["stat_scale"] == "per-example-over-m":
+        L = src["weight"].shape[0] // batch.m
+        src = {k: v * L**0.5 for k, v in src.items()}
+    return src
+
+
 def stat_input(batch: Batch, setting: dict, kind: str) -> dict:
     """What tnt-ref's optimizer takes as ``sampled_grads``: the mean gradient (``"batch-mean"``) or
-    the per-example gradients; with ``conv_locations="independent"`` every output location is a sample."""
-    src = batch.per_example
-    if kind == "conv" and setting["conv_locations"] == "independent":
-        src = batch.location_samples()  # (m L, *shape), summing to the per-example moments
+    the per-example gradients (:func:`samples`)."""
+    src = samples(batch, setting, kind)
     if setting["stat_scale"] == "batch-mean":
         return {_P + k: v.mean(axis=0) for k, v in src.items()}
     return {_P + k: v for k, v in src.items()}
