@@ -5,7 +5,7 @@ from .base import Optimizer, apply_updates, check_hyper
 from .kfac import KFACState, kfac
 from .sgd import SGDState, sgd
 from .shampoo import ShampooState, shampoo
-from .tnt import TNTState, tnt, tnt_warm_start
+from .tnt import SCHEDULES, TheoryStep, TNTState, theory_step_size, tnt, tnt_warm_start
 
 #: Optimizer names accepted by :func:`make_optimizer` and the command line.
 OPTIMIZERS = ("tnt", "tnt-ef", "sgd", "adam", "kfac", "shampoo")
@@ -45,4 +45,7 @@ __all__ = [
     "TNTState",
     "tnt",
     "tnt_warm_start",
+    "SCHEDULES",
+    "TheoryStep",
+    "theory_step_size",
 ]

@@ -14,6 +14,18 @@
         P = v x_1 K_1 x_2 ... x_k K_k
         W = (1 - alpha * gamma) * W - alpha * P            # decoupled decay, every tensor
 
+``schedule="convergent"`` is the variant the convergence analysis covers [reconstructed] (spec
+section 7, Algorithm 2): no momentum, no weight decay, statistics and inverses at every step, and
+the statistics of batch ``k`` taken *after* the step, so ``H_k`` depends only on the batches before
+``k`` (AS.4)::
+
+    for k = 0, 1, ...:
+        K_i = (U_i + eps I)^{-1},  U = normalize(S)       # S: the warm start and batches 0..k-1
+        W = W - alpha * (g x_1 K_1 ... x_k K_k)           # g: gradient of batch k, data labels
+        S_i = beta * S_i + (1 - beta) * Gbar_(i) Gbar_(i)^T   # Gbar: batch k, labels y~ ~ p(.|x) at W_k
+
+Theorem 1's step ``alpha = kappa_lo / (L kappa_hi^2)`` is :func:`theory_step_size`.
+
 Options beyond the authors' run, each named (the conventions other implementations use; the
 conformance harness, :mod:`tnt_ref.conformance`, searches over them):
 
@@ -43,6 +55,7 @@ conformance harness, :mod:`tnt_ref.conformance`, searches over them):
   ``[W_(out, in) | b]`` of shape ``(out, in + 1)`` (conv kernels need ``conv_modes=2``).
 * ``conv_modes`` 2, 3 or 4 [code: 3 on CIFAR, 2 on the autoencoders' "KFAC reshaping"].
 An all-zero statistics block (``tau = 0``) gives zero factors, so ``K_i = I / eps`` (the guard
+import numbers
 of :func:`tnt_ref.tensor_normal.tnt_factors_from_moments`).
 """
 
@@ -52,7 +65,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from .._validation import check_param_dict
+from .._validation import check_param_dict, check_positive
 from ..backend import get_namespace
 from ..kronecker import damped_inverse_factors, safe_eigh
 from ..tensor import _mode_products, outer, tensor_shape
@@ -60,7 +73,7 @@ from ..tensor_normal import _mode_moments, _tnt_factors_from_moments
 from .base import Optimizer, check_hyper
 
 __all__ = ["TNTState", "tnt", "tnt_warm_start", "STAT_SCALES", "DAMPING_SCHEMES", "EMAS", "MOMENTUM_PLACEMENTS", "BIASES",
-           "INVERSE_SCHEDULES"]
+           "INVERSE_SCHEDULES", "SCHEDULES", "TheoryStep", "theory_step_size"]
 
 #: The values of each convention option of :func:`tnt` (the first is the default, the authors').
 STAT_SCALES = ("batch-mean", "per-example", "sum", "per-example-over-m")
@@ -69,6 +82,8 @@ INVERSE_SCHEDULES = ("warm-up", "periodic")
 EMAS = ("first", "plain", "bias-corrected")
 MOMENTUM_PLACEMENTS = ("before", "after")
 BIASES = ("own-tensor", "extra-input")
+#: ``"algorithm1"``: the authors' schedule [RG21, Alg. 1] [code]; ``"convergent"``: the analysed variant (spec section 7).
+SCHEDULES = ("algorithm1", "convergent")
 
 
 class TNTState(NamedTuple):
@@ -134,17 +149,33 @@ def _split(X, members: tuple, params: dict) -> dict:
     xp = get_namespace(X)
     if len(members) == 1:
         return {members[0]: xp.reshape(X, params[members[0]].shape)}
+class _Default:
+    """Marks a default the caller left out, so that ``schedule="convergent"`` can replace it (it
+    behaves as its value; ``None`` stays a wrong value, refused by name)."""
+
+
+class _DefaultFloat(_Default, float):
+    pass
+
+
+class _DefaultInt(_Default, int):
+    pass
+
+
+_MOMENTUM, _T1, _T2 = _DefaultFloat(0.9), _DefaultInt(1), _DefaultInt(20)
+
+
     return {members[0]: xp.reshape(X[:, :-1], params[members[0]].shape), members[1]: X[:, -1]}
 
 
 def tnt(
     learning_rate: float,
     *,
-    momentum: float = 0.9,
+    momentum: float = _MOMENTUM,
     decay: float = 0.9,
     damping: float = 1e-3,
-    T1: int = 1,
-    T2: int = 20,
+    T1: int = _T1,
+    T2: int = _T2,
     weight_decay: float = 0.0,
     conv_modes: int = 3,
     stat_scale: str = "batch-mean",
@@ -154,18 +185,35 @@ def tnt(
     momentum_placement: str = "before",
     bias: str = "own-tensor",
     inverse_schedule: str = "warm-up",
+    schedule: str = "algorithm1",
 ) -> Optimizer:
     """TNT [RG21, Alg. 1] [code]; ``empirical=True`` is TNT-EF (statistics from data labels).
 
-    Symbols: ``learning_rate`` alpha, ``momentum`` mu, ``decay`` beta (EMA), ``damping`` eps,
-    ``T1`` statistics interval, ``T2`` inverse interval, ``weight_decay`` gamma (decoupled).
+    Symbols: ``learning_rate`` alpha, ``momentum`` mu (default 0.9), ``decay`` beta (EMA),
+    ``damping`` eps, ``T1`` statistics interval (default 1), ``T2`` inverse interval (default 20),
+    ``weight_decay`` gamma (decoupled).
     ``stat_scale``, ``damping_scheme``, ``ema``, ``momentum_placement``, ``bias``,
     ``inverse_schedule`` and ``conv_modes``: the conventions of the module docstring; the defaults
     are the authors'.
+    ``schedule="convergent"`` is the analysed variant (module docstring; spec section 7): it fixes
+    ``momentum = 0``, ``T1 = T2 = 1`` and ``weight_decay = 0``; other values are refused.
+
 
     ``update(grads, state, params, *, sampled_grads=None)``: ``sampled_grads`` is required when
     ``"sampled_grads"`` (or ``"sampled_per_example"`` with ``stat_scale`` ``"per-example"`` or
     ``"sum"``) is in ``opt.needs(state)``.
+    if schedule not in SCHEDULES:
+        raise ValueError(f"`schedule` must be one of {list(SCHEDULES)}; got schedule={schedule!r}.")
+    after = schedule == "convergent"
+    fixed = {"momentum": 0.0, "T1": 1, "T2": 1, "weight_decay": 0.0} if after else {}
+    given = {"momentum": momentum, "T1": T1, "T2": T2, "weight_decay": weight_decay}
+    for name, value in given.items():
+        if name in fixed and not isinstance(value, _Default) and not (
+                isinstance(value, numbers.Real) and not isinstance(value, bool) and value == fixed[name]):
+            raise ValueError(f"schedule='convergent' (spec section 7) has {name} = {fixed[name]}; got {name}={value!r}. "
+                             f"Leave `{name}` out, or use schedule='algorithm1'.")
+    if after:  # the defaults left out are the schedule's
+        momentum, T1, T2 = fixed["momentum"], fixed["T1"], fixed["T2"]
     """
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
@@ -194,7 +242,7 @@ def tnt(
 
     def _stats_step(state: TNTState) -> bool:
         t = state.step
-        return t % T1 == 0 and (t > 0 or state.n_stats == 0)
+        return after or (t % T1 == 0 and (t > 0 or state.n_stats == 0))
 
     def _inverse_step(state: TNTState) -> bool:
         t = state.step
@@ -203,23 +251,31 @@ def tnt(
     def needs(state: TNTState) -> frozenset:
         return frozenset({need_key}) if _stats_step(state) else frozenset()
 
+    def _require(sampled_grads: dict | None, t: int) -> None:
+        if sampled_grads is None:
+            raise ValueError(
+                f"TNT step {t} is a statistics step: pass `sampled_grads` "
+                f"({'per-example gradients (m, *shape)' if per_example else 'the mini-batch mean gradient with sampled labels'})."
+            )
+
+    def _statistics(stats: dict, n_stats: int, sampled_grads: dict, blocks: dict):
+        """S_i = beta S_i + (1 - beta) Gbar_(i) Gbar_(i)^T (with ``ema="first"`` the first statistics initialize S)."""
+        new = {}
+        for k, S in stats.items():
+            members, ts = blocks[k]
+            M = _moments(_join(sampled_grads, members, int(per_example)), stat_scale, ts)
+            new[k] = tuple(M) if n_stats == 0 and ema != "plain" else tuple(_ema(s, m, beta, ema, n_stats) for s, m in zip(S, M))
+        return new, n_stats + 1
+
     def update(grads: dict, state: TNTState, params: dict, *, sampled_grads: dict | None = None):
         blocks = _blocks(params, bias, conv_modes)
-        # [RG21, Alg. 1] momentum before preconditioning (momentum_placement="after": below)
+        # [RG21, Alg. 1] momentum before preconditioning (momentum_placement="after": below; mu = 0 in the convergent schedule)
         v = {k: mu * state.momentum[k] + grads[k] for k in grads} if momentum_placement == "before" else grads
         stats, n_stats = state.stats, state.n_stats
-        if _stats_step(state):  # statistics from the sampling-based gradient, same mini-batch
-            if sampled_grads is None:
-                raise ValueError(
-                    f"TNT step {state.step} is a statistics step: pass `sampled_grads` "
-                    f"({'per-example gradients (m, *shape)' if per_example else 'the mini-batch mean gradient with sampled labels'})."
-                )
-            new = {}
-            for k, S in stats.items():
-                members, ts = blocks[k]
-                M = _moments(_join(sampled_grads, members, int(per_example)), stat_scale, ts)
-                new[k] = tuple(M) if n_stats == 0 and ema != "plain" else tuple(_ema(s, m, beta, ema, n_stats) for s, m in zip(S, M))
-            stats, n_stats = new, n_stats + 1
+        if _stats_step(state):
+            _require(sampled_grads, state.step)
+            if not after:  # statistics from the sampling-based gradient, same mini-batch
+                stats, n_stats = _statistics(stats, n_stats, sampled_grads, blocks)
         inverses = state.inverses
         if _inverse_step(state):  # U = normalize(S); K_i = (U_i + eps I)^{-1}
             inverses = {k: _damped_inverses(S, eps, damping_scheme) for k, S in stats.items()}
@@ -230,6 +286,8 @@ def tnt(
         if momentum_placement == "after":
             v = P = {k: mu * state.momentum[k] + P[k] for k in P}
         updates = {k: -alpha * gamma * p - alpha * P[k] for k, p in params.items()}  # W <- (1 - alpha gamma) W - alpha P
+        if after:  # spec section 7: batch k's statistics enter H_{k+1} only (AS.4)
+            stats, n_stats = _statistics(stats, n_stats, sampled_grads, blocks)
         return updates, TNTState(state.step + 1, n_stats, v, stats, inverses)
 
     name = "tnt-ef" if empirical else "tnt"
@@ -237,7 +295,8 @@ def tnt(
                  conv_modes=conv_modes, stat_scale=stat_scale, damping_scheme=damping_scheme)
     # non-default conventions only: the hyper dict (logs, checkpoints) of the authors' settings is unchanged
     hyper.update({n: v for n, v, d in (("ema", ema, "first"), ("momentum_placement", momentum_placement, "before"),
-                                       ("bias", bias, "own-tensor"), ("inverse_schedule", inverse_schedule, "warm-up")) if v != d})
+                                       ("bias", bias, "own-tensor"), ("inverse_schedule", inverse_schedule, "warm-up"),
+                                       ("schedule", schedule, "algorithm1")) if v != d})
     return Optimizer(name, init, update, needs, "data" if empirical else "sampled", hyper)
 
 
@@ -258,6 +317,64 @@ def _ema(s, m, beta: float, ema: str = "first", n: int = 0):
 def _damped_inverses(S: tuple, eps: float, scheme: str) -> tuple:
     """U = normalize(S) (spec section 3); K_i = (U_i + eps I)^{-1}. Trusted inputs: no per-factor checks.
     ``scheme="exact"``: ``(kron U_i + eps I)^{-1}`` as ``(Q_1, ..., Q_k, 1 / (outer(l_1, ..., l_k) + eps))``
+
+
+class TheoryStep(NamedTuple):
+    """Theorem 1's constants for TNT (spec section 7) [reconstructed].
+
+    step:      float, ``alpha = kappa_lo / (L kappa_hi^2)``
+    kappa_lo:  float, ``min_l prod_i (d_{l,i} (B_l^2 / D_l)^{1/k_l} + eps)^{-1}``, a lower bound on ``H_k``
+    kappa_hi:  float, ``max_l eps^{-k_l}``, an upper bound on ``H_k``
+    """
+
+    step: float
+    kappa_lo: float
+    kappa_hi: float
+
+
+def theory_step_size(params: dict, *, damping: float, lipschitz: float, grad_bound: dict, conv_modes: int = 3) -> TheoryStep:
+    """Theorem 1's constant step for ``tnt(..., schedule="convergent")`` [reconstructed] (spec section 7).
+
+    Parameters
+    ----------
+    params : dict name -> array
+        The parameters (only their shapes are read; ``conv_modes`` as in :func:`tnt`; every
+        parameter its own tensor, the default ``bias="own-tensor"``).
+    damping : float
+        ``eps`` (per-factor damping, the optimizer's default ``damping_scheme``).
+    lipschitz : float
+        ``L``, a Lipschitz constant of ``grad f`` (AS.1).
+    grad_bound : dict name -> float
+        ``B_l``, a bound on the Frobenius norm of every statistics gradient ``Gbar_l`` of that
+        parameter (the EMA then keeps ``tr S_l <= B_l^2``).
+
+    Returns
+    -------
+    TheoryStep
+        ``(step, kappa_lo, kappa_hi)`` with ``kappa_lo I <= H_k <= kappa_hi I`` and
+        ``step = kappa_lo / (L kappa_hi^2)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = theory_step_size({"w": np.zeros((2, 3))}, damping=1.0, lipschitz=2.0, grad_bound={"w": 6 ** 0.5})
+    >>> c.kappa_hi, c.kappa_lo == 1 / ((2 + 1) * (3 + 1)), c.step == c.kappa_lo / 2
+    (1.0, True, True)
+    """
+    check_param_dict(params)
+    eps = check_positive(damping, "damping")
+    L = check_positive(lipschitz, "lipschitz")
+    if not isinstance(grad_bound, dict) or set(grad_bound) != set(params):
+        raise ValueError(f"`grad_bound` must be a dict with one bound per parameter {sorted(params)}; "
+                         f"got {sorted(grad_bound) if isinstance(grad_bound, dict) else type(grad_bound).__name__}.")
+    lo, hi = math.inf, 0.0
+    for k, p in params.items():
+        B = check_positive(grad_bound[k], f"grad_bound[{k!r}]", allow_zero=True)
+        ts = tensor_shape(p.shape, conv_modes)
+        order, D = len(ts), math.prod(ts)
+        hi = max(hi, eps ** (-order))
+        lo = min(lo, math.prod(1.0 / (d * (B**2 / D) ** (1.0 / order) + eps) for d in ts))
+    return TheoryStep(lo / (L * hi**2), lo, hi)
     from ``U_i = Q_i diag(l_i) Q_i^T`` [derived; kfac-jax's ``use_exact_inverses``]."""
     U = _tnt_factors_from_moments(list(S))
     if scheme == "exact":
