@@ -19,7 +19,7 @@ from .registry import CHECKS, CheckResult
 __all__ = ["CHECKS", "CheckResult", "load_checks", "run_checks"]
 
 #: The check modules, in report order; each registers its checks when imported.
-CHECK_MODULES = ("assumptions", "symbolic", "theorem", "tight", "separability", "digits_study")
+CHECK_MODULES = ("assumptions", "as4", "symbolic", "theorem", "tight", "separability", "digits_study")
 
 
 def load_checks() -> dict:

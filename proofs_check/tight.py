@@ -18,7 +18,12 @@ Kronecker block, ``k = 2``, ``D = 12``), with ``c_i`` of entries ``+-a`` in anti
   ``kappa_hi = eps^-2`` hold a priori (:func:`proofs_check.assumptions.kappa_bounds`). With the
   damping ``eps`` large against ``d_i B / sqrt(D)``, ``kappa_lo / kappa_hi`` is close to 1: the
   preconditioner is pinned near ``eps^-2 I``.
-- AS.4: the variant of :func:`proofs_check.variant.run_variant` (statistics after the step).
+- AS.4: the optimizer is ``tnt_ref.optim.tnt(..., schedule="convergent")`` (statistics after the
+  step), run by :func:`proofs_check.runs.run_tnt`.
+
+The statistics here do not depend on ``x`` (the sign-flipped ``c_j`` of the batch), which is what
+pins ``H``; :mod:`proofs_check.theorem` holds the instance whose statistics are TNT's own, at the
+current iterate, with ``kappa_lo / kappa_hi <= 0.1``.
 
 Why it is tight: Theorem 1's proof uses three inequalities: the descent lemma (an equality for a
 quadratic with Hessian ``L I``), ``kappa_lo ||grad f||^2 <= grad f^T H grad f`` and
@@ -42,14 +47,17 @@ import math
 
 import numpy as np
 
+from typing import NamedTuple
+
+from tnt_ref.optim import Optimizer
 from tnt_ref.tensor import tensor_shape
 
 from .assumptions import kappa_bounds
 from .registry import register
-from .variant import run_variant
+from .runs import convergent, run_tnt, used_inverses
 
 __all__ = ["TightQuadratic", "tight_constants", "observed_gradnorm", "bound_value", "tight_study",
-           "TIGHT_RESULTS", "bisector_inverses"]
+           "TIGHT_RESULTS", "bisector_H", "bisector_control"]
 
 #: Filled by the last :func:`tight_study` (the report's table).
 TIGHT_RESULTS: dict = {}
@@ -58,7 +66,7 @@ EPS = 100.0  # damping: kappa_lo / kappa_hi = 0.9335 for shape (3, 4), L a = 1 (
 
 
 class TightQuadratic:
-    """``f(x) = (1/n) sum_i (L/2) ||x - c_i||^2`` with the interface :func:`run_variant` needs.
+    """``f(x) = (1/n) sum_i (L/2) ||x - c_i||^2`` with the interface :func:`proofs_check.runs.run_tnt` needs.
 
     Parameters
     ----------
@@ -72,10 +80,13 @@ class TightQuadratic:
         ``x_1`` has i.i.d. ``N(0, x1_scale^2)`` entries (seed 0); ``0`` starts at the minimiser.
     bias : array of shape ``shape``, optional
         Added to every mini-batch gradient: noise with a non-zero mean (breaks AS.2).
+    zero_statistics : bool
+        The statistics' gradient is zero: TNT's scale rule then gives ``U = 0`` (spec section 3's
+        ``tau = 0`` guard) and the optimizer's ``H_k`` is exactly ``eps^-k I``.
     """
 
     def __init__(self, shape=(3, 4), n: int = 64, L: float = 2.0, a: float = 0.5, x1_scale: float = 3.0,
-                 bias=None, seed: int = 0):
+                 bias=None, seed: int = 0, zero_statistics: bool = False):
         if n < 2 or n % 2:
             raise ValueError(f"`n` must be an even int >= 2 (antithetic pairs); got n={n!r}.")
         if not (L > 0 and a > 0 and x1_scale >= 0):
@@ -92,6 +103,7 @@ class TightQuadratic:
         self.sigma2 = self.L**2 * self.a**2 * D  # (1/n) sum ||L c_i||^2, exact
         self.f_low = 0.5 * self.L * self.a**2 * D
         self.B = {"w": self.L * self.a * math.sqrt(D)}  # a priori bound on every statistics block
+        self.zero_statistics = bool(zero_statistics)
 
     @property
     def n(self) -> int:
@@ -114,7 +126,8 @@ class TightQuadratic:
     def sampled_grad(self, params, idx, rng: np.random.Generator) -> dict:
         """Mean over the batch of ``-L s_j c_j`` (random signs ``s_j``): norm ``<= L a sqrt(D)``."""
         s = rng.choice([-1.0, 1.0], size=len(idx))
-        return {"w": -self.L * np.tensordot(s, self.C[idx], axes=1) / len(idx)}
+        g = -self.L * np.tensordot(s, self.C[idx], axes=1) / len(idx)
+        return {"w": 0.0 * g if self.zero_statistics else g}
 
     def D_f(self) -> float:
         return self.f(self.params0) - self.f_low
@@ -134,20 +147,21 @@ def bound_value(c: dict, N: int, m: int) -> float:
 
 
 def observed_gradnorm(prob, *, N: int, m: int, alpha: float, eps: float, seeds: int, seed0: int = 0,
-                      **variant_kw) -> tuple[float, float, dict]:
+                      make_opt=None, warm_start: bool = True) -> tuple[float, float, dict]:
     """Mean over seeds of ``(1/N) sum_{k=1..N} ||grad f(x_k)||^2`` (= E over R), its standard error,
-    and the spectrum range of every ``H_k`` used (``h_min``, ``h_max``)."""
+    and the spectrum range of every ``H_k`` used (``h_min``, ``h_max``). The optimizer is
+    ``convergent(alpha, eps)`` unless ``make_opt()`` gives another."""
+    make_opt = make_opt or (lambda: convergent(alpha, eps))
     vals, h_min, h_max = [], math.inf, 0.0
     for s in range(seeds):
-        with np.errstate(over="ignore", invalid="ignore"):
-            tr = run_variant(prob, N=N, m=m, alpha=alpha, eps=eps, seed=seed0 + 7919 * s + 31 * N + m, **variant_kw)
-        if len(tr.iterates) < N:  # stopped on a non-finite iterate
+        tr = run_tnt(prob, make_opt(), N=N, m=m, seed=seed0 + 7919 * s + 31 * N + m, warm_start=warm_start)
+        if len(tr.iterates) < N or tr.stopped:  # stopped on a non-finite iterate
             vals.append(math.inf)
             continue
         with np.errstate(over="ignore", invalid="ignore"):
             vals.append(float(np.mean([np.sum(prob.grad(x)["w"] ** 2) for x in tr.iterates[:N]])))
-        for K in tr.inverses:
-            spec = _kron_spectrum(K["w"])
+        for k in range(tr.steps):
+            spec = _kron_spectrum(used_inverses(tr, k)["w"])
             h_min, h_max = min(h_min, float(spec.min())), max(h_max, float(spec.max()))
     v = np.asarray(vals)
     if not np.all(np.isfinite(v)):
@@ -232,27 +246,38 @@ def theorem1_biased(profile):
     return not _exceeds(rows), {"bias_norm2": float(np.sum(b**2)), "sigma2_over_m": c["sigma2"] / m, **c, "rows": rows}
 
 
-def bisector_inverses(prob, lo: float, hi: float):
-    """``choose_inverses`` for :func:`run_variant` that picks ``H_k`` from ``g_k`` (breaks AS.4).
+def bisector_H(a: np.ndarray, g: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``lo I + (hi - lo) p p^T`` with ``p`` the unit bisector of ``a`` (``grad f``) and ``-g``: the SPD matrix
+    in ``[lo I, hi I]`` that minimises ``a^T H g`` (the descent), turning the noise against the gradient."""
+    H = lo * np.eye(a.size)
+    na, ng = np.linalg.norm(a), np.linalg.norm(g)
+    if na > 0 and ng > 0:
+        p = a / na - g / ng
+        if np.linalg.norm(p) > 0:
+            p /= np.linalg.norm(p)
+            H = H + (hi - lo) * np.outer(p, p)
+    return H
 
-    ``H_k = lo I + (hi - lo) p p^T`` with ``p`` the unit bisector of ``grad f(x_k)`` and ``-g_k``:
-    the SPD matrix in ``[lo I, hi I]`` that minimises ``grad f^T H g_k`` (the descent), so the
-    noise is turned against the gradient. It needs the block as one mode (``k = 1``).
-    """
-    def choose(k, params, g, K):
-        out = {}
-        for name, gk in g.items():
-            a, gv = prob.grad(params)[name].reshape(-1), gk.reshape(-1)
-            H = lo * np.eye(a.size)
-            na, ng = np.linalg.norm(a), np.linalg.norm(gv)
-            if na > 0 and ng > 0:
-                p = a / na - gv / ng
-                if np.linalg.norm(p) > 0:
-                    p /= np.linalg.norm(p)
-                    H = H + (hi - lo) * np.outer(p, p)
-            out[name] = [H]
-        return out
-    return choose
+
+class _ControlState(NamedTuple):
+    """inverses: dict name -> (H,), the one-mode ``H_k`` the control applied (read like TNT's)."""
+
+    inverses: dict
+
+
+def bisector_control(prob, lo: float, hi: float, alpha: float) -> Optimizer:
+    """Not TNT: the AS.4-breaking control ``x_{k+1} = x_k - alpha H_k g_k`` with ``H_k = bisector_H``
+    chosen *after* ``g_k`` is drawn, for a one-mode parameter ``"w"``; same contract as the optimizers."""
+
+    def init(params):
+        return _ControlState({k: (hi * np.eye(v.size),) for k, v in params.items()})
+
+    def update(grads, state, params, **extra):
+        H = {k: bisector_H(prob.grad(params)[k].reshape(-1), g.reshape(-1), lo, hi) for k, g in grads.items()}
+        return ({k: -alpha * (H[k] @ g.reshape(-1)).reshape(g.shape) for k, g in grads.items()},
+                _ControlState({k: (h,) for k, h in H.items()}))
+
+    return Optimizer("bisector-control", init, update)
 
 
 @register("theorem1.adaptive_H",
@@ -267,11 +292,12 @@ def theorem1_adaptive(profile):
     lo, hi = 1.0 / EPS, (1.0 + beta) / EPS
     c = {"L": prob.L, "kappa_lo": lo, "kappa_hi": hi, "kappa_ratio": lo / hi, "alpha": lo / (prob.L * hi**2),
          "sigma2": prob.sigma2, "D_f": prob.D_f(), "eps": EPS}
-    rows = _control_rows(prob, c, Ns, m, seeds, EPS, choose_inverses=bisector_inverses(prob, lo, hi))
+    rows = _control_rows(prob, c, Ns, m, seeds, EPS, make_opt=lambda: bisector_control(prob, lo, hi, c["alpha"]), warm_start=False)
     in_range = all(lo * (1 - 1e-9) <= r["h_min"] and r["h_max"] <= hi * (1 + 1e-9) for r in rows)
-    # the same run with H_k = kappa_hi I (independent of g_k) for comparison: below the bound
-    fixed = _control_rows(prob, c, Ns[:1], m, seeds, EPS,
-                          choose_inverses=lambda k, p, g, K: {"w": [hi * np.eye(prob.D)]})
+    # for comparison, TNT itself with H_k = kappa_hi I (zero statistics, damping 1/kappa_hi): independent of g_k, below the bound
+    pinned = TightQuadratic(shape=(12,), x1_scale=0.0, zero_statistics=True)
+    pinned.params0["w"][0] = 1e-3
+    fixed = _control_rows(pinned, c, Ns[:1], m, seeds, 1.0 / hi)
     return not _exceeds(rows), {"beta": beta, **c, "H_within_kappa": in_range, "rows": rows,
                                 "independent_H_kappa_hi": fixed}
 

@@ -10,7 +10,8 @@ from proofs_check.__main__ import main
 from proofs_check import CHECKS, load_checks, run_checks
 
 load_checks()
-from proofs_check.variant import run_variant, softmax_regression
+from proofs_check.problems import softmax_regression
+from proofs_check.runs import convergent, run_tnt
 from tnt_ref.cli import main as tnt_main
 
 
@@ -58,9 +59,21 @@ def test_tnt_ref_check_theory_and_bad_names(tmp_path, capsys):
 def test_impossible_parameters():
     prob = softmax_regression(20)
     with pytest.raises(ValueError, match=r"`N` \(iterations\) must be a positive int; got N=0"):
-        run_variant(prob, N=0, m=4, alpha=0.1, eps=0.1)
+        run_tnt(prob, convergent(0.1, 0.1), N=0, m=4)
     with pytest.raises(ValueError, match=r"`m` \(mini-batch size\) must be in \[1, 20\] for 20 examples; got m=50"):
-        run_variant(prob, N=3, m=50, alpha=0.1, eps=0.1)
+        run_tnt(prob, convergent(0.1, 0.1), N=3, m=50)
+
+
+def test_the_checks_run_the_shipped_optimizer():
+    """No second implementation of the update: proofs_check's runs call tnt_ref.optim.tnt through train_step."""
+    import proofs_check
+
+    from pathlib import Path
+
+    src = "\n".join(p.read_text() for p in Path(proofs_check.__file__).parent.glob("*.py"))
+    assert "run_variant" not in src and not (Path(proofs_check.__file__).parent / "variant.py").exists()
+    tr = run_tnt(softmax_regression(20), convergent(0.1, 0.1), N=2, m=4)
+    assert tr.opt.name == "tnt" and tr.opt.hyper["schedule"] == "convergent" and tr.steps == 2
 
 
 def test_quick_profile_reaches_k3_and_ties_symbols_to_code(results):
@@ -72,7 +85,7 @@ def test_quick_profile_reaches_k3_and_ties_symbols_to_code(results):
     assert by["sym.kron_eigenvalues"].measured["tnt_ref KroneckerMatrix.eigvalsh, k=3 rational rotations"]
 
 
-def test_assumption_checks_observe_the_variant(results):
+def test_assumption_checks_observe_the_optimizer(results):
     """AS.2 uses recorded g_k; AS.3 reports the applied spectrum unclipped; the controls fail for an observed reason."""
     by = {r.name: r for r in results}
     assert by["AS.2.sampled"].measured["steps"] >= 200
@@ -91,6 +104,7 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
     for head in ("## Theorem 1, tight instance and controls", "## The tensor-normal assumption: size and power",
                  "## The tensor-normal assumption on the digits models"):
         assert head in text, head
+    assert "## Theorem 1 on TNT's own statistics" in text
     for name in ("`theorem1.biased_noise`", "`theorem1.adaptive_H`", "`theorem1.unbounded_H`", "`tn.separability.size`"):
         assert f"| {name} | fail (fail) |" in text or f"| {name} | pass (pass) |" in text, name
     assert (tmp_path / "figures" / "tn_digits.png").stat().st_size > 10_000

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from proofs_check.tight import (TightQuadratic, bisector_inverses, bound_value, observed_gradnorm,
+from proofs_check.tight import (TightQuadratic, bisector_H, bound_value, observed_gradnorm,
                                 theorem1_adaptive, theorem1_biased, theorem1_tight, theorem1_unbounded,
                                 tight_constants)
 
@@ -35,14 +35,14 @@ def test_constants_are_exact_by_enumeration():
 
 
 def test_pinned_preconditioner_meets_the_closed_form():
-    """H_k = kappa I exactly: E||grad f(x_R)||^2 = bound - sigma^2 / (m N) (module docstring)."""
-    prob = TightQuadratic()
+    """H_k = kappa I exactly (TNT itself with zero statistics: U = 0, so H = eps^-2 I):
+    E||grad f(x_R)||^2 = bound - sigma^2 / (m N) (module docstring)."""
+    prob = TightQuadratic(zero_statistics=True)
     kappa = 1e-4
     c = {"L": prob.L, "kappa_lo": kappa, "kappa_hi": kappa, "sigma2": prob.sigma2, "D_f": prob.D_f()}
     alpha = kappa / (prob.L * kappa**2)
-    pinned = lambda k, p, g, K: {"w": [math.sqrt(kappa) * np.eye(3), math.sqrt(kappa) * np.eye(4)]}  # noqa: E731
     N, m, seeds = 10, 4, 400
-    obs, se, h = observed_gradnorm(prob, N=N, m=m, alpha=alpha, eps=100.0, seeds=seeds, choose_inverses=pinned)
+    obs, se, h = observed_gradnorm(prob, N=N, m=m, alpha=alpha, eps=100.0, seeds=seeds)
     closed = bound_value(c, N, m) - prob.sigma2 / (m * N)
     assert h["h_min"] == pytest.approx(kappa) and h["h_max"] == pytest.approx(kappa)
     assert abs(obs - closed) <= 4 * se, (obs, closed, se)
@@ -86,8 +86,8 @@ def test_bisector_is_the_worst_case_direction():
     prob = TightQuadratic(shape=(12,), x1_scale=1.0)
     lo, hi = 1.0, 5.0
     g = {"w": np.random.default_rng(3).standard_normal(12)}
-    H = bisector_inverses(prob, lo, hi)(0, prob.params0, g, None)["w"][0]
     a = prob.grad(prob.params0)["w"]
+    H = bisector_H(a, g["w"], lo, hi)
     lam = np.linalg.eigvalsh(H)
     assert lam.min() == pytest.approx(lo) and lam.max() == pytest.approx(hi)
     # no SPD matrix in [lo, hi] gives a smaller a^T H g: compare with random ones
