@@ -111,21 +111,34 @@ def _kron(factors):
     return out
 
 
-def _mode_apply(X, mats, mode: int):
-    """``X x_mode M`` for a batch: ``X`` ``(B, n, d_1, ..., d_k)``, ``mats`` ``(B, d, d)``."""
-    ax = 2 + mode
-    Xm = np.moveaxis(X, ax, -1)  # (B, n, ..., d)
-    Y = Xm @ np.swapaxes(mats, -1, -2).reshape(mats.shape[0], *([1] * (Xm.ndim - 3)), *mats.shape[1:])
-    return np.moveaxis(Y, -1, ax)
+def _partial_contract(S, shape, Ks, keep):
+    """``sum_{r, r'} S[(a, r), (c, r')] prod_{j != keep} K_j[r_j, r'_j]`` for a batch: ``S`` ``(B, D, D)``
+    (row-major ``vec`` of ``shape``), ``Ks[j]`` ``(B, d_j, d_j)``. ``keep=i`` gives ``(B, d_i, d_i)`` (the
+    flip-flop's ``(1/n) sum G_(i) W_(i)^T`` with ``W = G x_{j != i} K_j``); ``keep=None`` contracts every
+    mode, ``tr((kron_j K_j) S)``, shape ``(B,)``."""
+    B, k = S.shape[0], len(shape)
+    T = S.reshape(B, *shape, *shape)
+    modes = list(range(k))
+    for j in reversed(range(k)):
+        if j == keep:
+            continue
+        m, pos = len(modes), modes.index(j)
+        T = np.moveaxis(T, (1 + pos, 1 + m + pos), (-2, -1))
+        rest = T.shape[:-2]
+        T = np.matmul(T.reshape(B, -1, shape[j] * shape[j]), Ks[j].reshape(B, shape[j] * shape[j], 1)).reshape(rest)
+        modes.remove(j)
+    return T
 
 
-def batched_lrt_statistics(Gs, *, tol: float = 1e-12, max_iter: int = 500) -> np.ndarray:
+def batched_lrt_statistics(Gs, *, tol: float = 1e-12, max_iter: int = 500, return_factors: bool = False):
     """``Lambda`` for each of ``B`` data sets at once: ``Gs`` of shape ``(B, n, d_1, ..., d_k)``.
 
     Gauss-Seidel flip-flop (the update of :func:`tnt_ref.tensor_normal_mle.mle`), vectorised over the
-    data sets, until the mean log-likelihood of every set changes by at most ``tol`` (relative).
-    A set whose sample covariance is singular (:func:`null_directions`) gets ``+inf``: its
-    log-likelihood under an unrestricted covariance is unbounded.
+    data sets and run on the sample covariances ``S`` (``D x D``; the update needs only partial traces
+    of ``S``, :func:`_partial_contract`), until the mean log-likelihood of every set changes by at
+    most ``tol`` (relative). A set whose sample covariance is singular (:func:`null_directions`)
+    gets ``+inf``: its log-likelihood under an unrestricted covariance is unbounded.
+    ``return_factors=True`` also returns the MLE factors, a list of ``(B, d_i, d_i)`` arrays.
     """
     Gs = np.asarray(Gs, dtype=np.float64)
     B, n, shape = Gs.shape[0], Gs.shape[1], Gs.shape[2:]
@@ -133,7 +146,7 @@ def batched_lrt_statistics(Gs, *, tol: float = 1e-12, max_iter: int = 500) -> np
     if n <= D:
         raise ValueError(f"the separability test needs n > D samples; got n={n} for shape {shape} (D={D}).")
     X = Gs.reshape(B, n, D)
-    S = np.einsum("bni,bnj->bij", X, X) / n
+    S = np.matmul(np.swapaxes(X, 1, 2), X) / n  # (B, D, D)
     lam_S = np.linalg.eigvalsh(S)
     singular = lam_S[:, 0] <= NULL_RTOL * lam_S[:, -1]  # such a set's statistic is +inf (see digits_study)
     logdet_S = np.sum(np.log(np.maximum(lam_S, np.finfo(np.float64).tiny)), axis=1)
@@ -142,25 +155,17 @@ def batched_lrt_statistics(Gs, *, tol: float = 1e-12, max_iter: int = 500) -> np
     prev = None
     for _ in range(max_iter):
         for i in range(k):
-            W = Gs
-            for j in range(k):
-                if j != i:
-                    W = _mode_apply(W, inv[j], j)
-            Gi = np.moveaxis(Gs, 2 + i, 2).reshape(B, n, shape[i], -1)
-            Wi = np.moveaxis(W, 2 + i, 2).reshape(B, n, shape[i], -1)
-            U[i] = (shape[i] / D) * np.einsum("bnir,bnjr->bij", Gi, Wi) / n
+            U[i] = (shape[i] / D) * _partial_contract(S, shape, inv, i)  # (d_i / D) (1/n) sum G_(i) W_(i)^T
             U[i] = (U[i] + np.swapaxes(U[i], -1, -2)) / 2
             inv[i] = np.linalg.inv(U[i])
-        W = Gs
-        for j in range(k):
-            W = _mode_apply(W, inv[j], j)
-        tr = np.sum((Gs * W).reshape(B, -1), axis=1) / n  # tr(K^{-1} S)
+        tr = _partial_contract(S, shape, inv, None)  # tr(K^{-1} S)
         logdet_K = sum((D / d) * np.linalg.slogdet(u)[1] for u, d in zip(U, shape))
         ll = -0.5 * (logdet_K + tr)
         if prev is not None and np.all(np.abs(ll - prev) <= tol * np.maximum(1.0, np.abs(ll))):
             break
         prev = ll
-    return np.where(singular, np.inf, n * (logdet_K - logdet_S + tr - D))
+    lam = np.where(singular, np.inf, n * (logdet_K - logdet_S + tr - D))
+    return (lam, U) if return_factors else lam
 
 
 def mc_pvalue(boot, lam: float) -> float:
