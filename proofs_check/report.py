@@ -216,22 +216,44 @@ def _tight_section(results: list[CheckResult]) -> list[str]:
 
 
 def _separability_section(results: list[CheckResult]) -> list[str]:
-    rs = [r for r in (_found(results, n) for n in ("tn.separability.size", "tn.separability.power")) if r]
-    if not rs:
+    size = _found(results, "tn.separability.size")
+    curve = _found(results, "tn.separability.power_curve")
+    if size is None and curve is None:
         return []
-    m = rs[0].measured
-    out = ["", "## The tensor-normal assumption: size and power of the separability test [derived]", "",
-           f"Shape {tuple(m['shape'])}, n = {m['n']}, df = {m['df']}; rejection rates at level 0.05.", "",
-           "| check | status (expected) | replications | bootstrap draws | rate, bootstrap | s.e. | rate, asymptotic chi-square |",
-           "|---|---|---|---|---|---|---|"]
-    for r in rs:
-        q = r.measured
-        out.append(f"| `{r.name}` | {r.status} ({r.expected}) | {q['replications']} | {q['n_boot']} | {q['rejection_rate']:.4f} "
-                   f"| {q['se']:.3f} | {q['rejection_rate_chi2']:.4f} |")
-    ctrls = [r for r in (_found(results, n) for n in ("tn.separability.size.chi2", "tn.separability.power.separable")) if r]
+    out = ["", "## The tensor-normal assumption: size, uniformity and power of the separability test [derived]", ""]
+    if size is not None:
+        q = size.measured
+        out += [f"Shape {tuple(q['shape'])}, n = {q['n']}, df = {q['df']}; {q['replications']} tensor-normal data sets with random "
+                f"factors, {q['n_boot']} bootstrap draws each. A calibration passes the size check when its rejection count at 0.05 "
+                f"lies in [{q['band'][0]}, {q['band'][1]}] (the central 99.8% of Binomial({q['replications']}, 0.05)); a test of true "
+                f"size 0.08 would pass with probability {q['P(pass | true size 0.08)']:.3g}.", "",
+                "| check | status (expected) | calibration | rejections at 0.05 | rate | s.e. at 0.05 |", "|---|---|---|---|---|---|"]
+        for name, label in (("tn.separability.size", "bootstrap"), ("tn.separability.size.liberal", "a test of exact size 0.08"),
+                            ("tn.separability.size.chi2", "asymptotic chi-square")):
+            c = _found(results, name)
+            if c is not None:
+                m = c.measured
+                out.append(f"| `{name}` | {c.status} ({c.expected}) | {label} | {m['rejections']} | {m['rate']:.4f} | {m['se']:.4f} |")
+        uni, uchi = _found(results, "tn.separability.uniform"), _found(results, "tn.separability.uniform.chi2")
+        if uni is not None:
+            out += ["", f"Uniformity (`tn.separability.uniform`, {uni.status}, expected {uni.expected}): the randomised bootstrap "
+                    f"p-values have Kolmogorov-Smirnov p = {uni.measured['ks_uniform_p']:.3g} (D = {uni.measured['ks_uniform_D']:.4f}); "
+                    f"counts per decile {uni.measured['uniform_deciles']}."
+                    + ("" if uchi is None else f" The chi-square p-values (`tn.separability.uniform.chi2`, {uchi.status}, expected "
+                       f"{uchi.expected}): KS p = {uchi.measured['ks_chi2_p']:.3g}, D = {uchi.measured['ks_chi2_D']:.3f}.")]
+    if curve is not None:
+        q = curve.measured
+        g50 = q["gap_at_power_0.5"]
+        out += ["", f"Power against the KL gap (`tn.separability.power_curve`, {curve.status}, expected {curve.expected}): "
+                f"(1 - rho) I + rho W W^T / D, {q['replications']} replications per alternative, {q['n_boot']} bootstrap draws. "
+                + (f"The rejection rate crosses 0.5 near a KL gap of {g50:.3g} nats ({g50 / 12:.3g} per dimension)." if g50 else ""), "",
+                "| rho | KL gap | gap / D | rejection rate, bootstrap | s.e. | rate, chi-square |", "|---|---|---|---|---|---|"]
+        out += [f"| {w['rho']:g} | {w['kl_gap']:.4g} | {w['kl_gap'] / 12:.3g} | {w['rejection_rate']:.3f} | {w['se']:.3f} "
+                f"| {w['rejection_rate_chi2']:.3f} |" for w in q["rows"]]
+    ctrls = [c for c in (_found(results, n) for n in ("tn.separability.power", "tn.separability.power.separable")) if c]
     if ctrls:
-        out += ["", "Negative controls (must fail): " + "; ".join(f"`{c.name}` {c.status} (expected {c.expected})" for c in ctrls)
-                + ": the size criterion with the chi-square calibration, and the power criterion on samples where H0 holds."]
+        out += ["", "; ".join(f"`{c.name}` {c.status} (expected {c.expected}): rate {c.measured['rejection_rate']:.3f}" for c in ctrls)
+                + " (the strongest alternative, and the power criterion on the tensor-normal samples where H0 holds)."]
     return out
 
 
@@ -241,19 +263,21 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
         return []
     res = r.measured
     fig = digits_figure(res, folder / "figures" / "tn_digits.png")
+    seeds = res.get("seeds", [res["seed"]])
     out = ["", "## The tensor-normal assumption on the digits models (observation)", "",
-           f"`tn.digits.study` ({r.status}, expected {r.expected}): TNT run of {res['epochs']} epochs (seed {res['seed']}); "
-           f"per-example gradients with labels sampled from the model over all 1797 digits ({res['draws']} draw(s) each), "
-           f"projected onto their mode-wise support; {res['n_boot']} bootstrap draws (smallest possible p = "
-           f"{1 / (res['n_boot'] + 1):.2g}). `z` is (Lambda - null mean) / null s.d.; the population gap is "
-           "KL(N(0, F) || N(0, kron U_i^MLE(F))) of the exact block F (infinite where F is singular on the support); "
-           "`z_trace`, `z_top` say whether the samples' covariance is F. 'Lambda under N(0, F)' is the mean statistic on "
-           f"{max(w.get('n_gauss', 0) for w in res['rows'])} Gaussian data sets with the exact block as covariance: its excess "
-           "over the TN null mean is what non-separability alone gives; the rest of Lambda's excess comes from the gradients "
-           "not being Gaussian.", "",
-           "| model | layer | point | train loss | support shape | n | Lambda | null mean | Lambda under N(0, F) | z | p (bootstrap) "
-           "| p (chi-square) | sample gap | population gap | gap / D | z_trace | z_top |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           f"`tn.digits.study` ({r.status}, expected {r.expected}): TNT runs of {res['epochs']} epochs, seeds {seeds}. Objects: "
+           f"per-example gradients with labels sampled from the model over all 1797 digits ({res['draws']} draw(s) each), and "
+           "mini-batch sampled gradients (the paper's object: the mean over m images drawn without replacement, each with a "
+           "sampled label; 1797 independent batches, covariance F / m), projected onto their mode-wise support; "
+           f"{res['n_boot']} null draws shared by the rows of one support shape (smallest possible p = {1 / (res['n_boot'] + 1):.2g}). "
+           "`z` is (Lambda - null mean) / null s.d.; the population gap is KL(N(0, F) || N(0, kron U_i^MLE(F))) of the exact "
+           "block F (infinite where F is singular on the support); `z_trace`, `z_top` say whether the samples' covariance is F "
+           "(F / m). 'Lambda under N(0, F)' is the mean statistic on Gaussian data sets with the exact block as covariance; "
+           "'share' = (that - null mean) / (Lambda - null mean) is the part of Lambda's excess the covariance alone explains, "
+           "the rest comes from the samples not being Gaussian.", "",
+           "| model | layer | point | seed | object | train loss | support shape | n | Lambda | null mean | Lambda under N(0, F) "
+           "| share | z | p (bootstrap) | p (chi-square) | sample gap | population gap | gap / D | z_trace | z_top |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for w in res["rows"]:
         gap = w["population_gap"]
@@ -267,21 +291,33 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
                          f"{w['bootstrap_singular']} of {w['n_boot']} bootstrap sets were singular")
         note = ""
         if parts:
-            notes.append(f"[{len(notes) + 1}] {w['problem']} {w['layer']} {w['point']}: " + "; ".join(parts) + ".")
+            notes.append(f"[{len(notes) + 1}] {w['problem']} {w['layer']} {w['point']} seed {w.get('seed', res['seed'])} "
+                         f"{w.get('object', 'per-example')}: " + "; ".join(parts) + ".")
             note = f" [{len(notes)}]"
-        out.append(f"| {w['problem']} | `{w['layer']}` | {w['point']} ({w['epochs_done']} ep.) | {_g(w['train_loss'], '.3f')} "
+        out.append(f"| {w['problem']} | `{w['layer']}` | {w['point']} ({w['epochs_done']} ep.) | {w.get('seed', res['seed'])} "
+                   f"| {w.get('object', 'per-example')} | {_g(w['train_loss'], '.3f')} "
                    f"| {tuple(w['support_shape'])} | {w['n']} | {_g(w['statistic'], '.4g')} | {_g(w['null_mean'], '.4g')} "
-                   f"| {_g(w['gaussian_F_mean'], '.4g')} | {_g(w['z'], '.1f')} "
+                   f"| {_g(w['gaussian_F_mean'], '.4g')} | {_g(w.get('covariance_share'), '.2f')} | {_g(w['z'], '.1f')} "
                    f"| {_g(w['p_bootstrap'], '.2g')} | {_g(w['p_chi2'], '.2g')} | {_g(w['sample_gap'], '.4g')} "
                    f"| {_g(gap, '.4g')}{note} | {per} | {w['z_trace']:+.2f} | {w['z_top']:+.2f} |")
     if notes:
         out += [""] + [n + "  " for n in notes]
+    if res.get("summary"):
+        out += ["", f"Over the seeds {seeds}, per layer, point and object: rows rejected at 0.05, the largest p-value, and the "
+                "covariance share (mean, min..max over the seeds where it is defined).", "",
+                "| model | layer | point | object | rejected at 0.05 | largest p | share, mean | min..max | seeds with singular S |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for q in res["summary"]:
+            rng_ = "-" if q["covariance_share_min"] is None else f"{q['covariance_share_min']:.2f}..{q['covariance_share_max']:.2f}"
+            out.append(f"| {q['problem']} | `{q['layer']}` | {q['point']} | {q['object']} | {q['rejected_at_0.05']} of {len(q['seeds'])} "
+                       f"| {q['p_bootstrap_max']:.2g} | {_g(q['covariance_share_mean'], '.2f')} | {rng_} | {q['sample_singular_seeds']} |")
     ctrl = _found(results, "tn.digits.study.data_labels")
     if ctrl is not None:
-        zs = ", ".join(f"{w['problem']} {w['point']} {w['z_trace']:+.1f}/{w['z_top']:+.1f}" for w in ctrl.measured["rows"])
+        zs = ", ".join(f"{w['problem']} {w['point']} s{w.get('seed', res['seed'])} {w['z_trace']:+.1f}/{w['z_top']:+.1f}"
+                       for w in ctrl.measured["rows"])
         out += ["", f"Negative control `tn.digits.study.data_labels` ({ctrl.status}, expected {ctrl.expected}): the same criterion on "
-                f"gradients with the data labels; {ctrl.measured['inconsistent']} of {len(ctrl.measured['rows'])} rows inconsistent "
-                f"(z_trace/z_top: {zs})."]
+                f"per-example gradients with the data labels; {ctrl.measured['inconsistent']} of {len(ctrl.measured['rows'])} rows "
+                f"inconsistent (z_trace/z_top: {zs})."]
     tr = res.get("trajectory")
     if tr:
         out += ["", f"![gap along training](figures/{fig.name})"] if fig is not None else []

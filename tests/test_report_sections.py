@@ -17,11 +17,19 @@ def test_report_sections_one_line_per_row_and_right_columns(tmp_path):
     assert sum(l.startswith("| 1 |") or l.startswith("| 4 |") for l in t) == 4
     assert all("| 1 | 0.2 | 2 |" in l for l in t if l[:5] in ("| 1 |", "| 4 |"))  # 2 s.e. column
     assert sum(l.startswith("| `theorem1.") for l in t) == 3
-    sp = {"shape": [3, 4], "n": 40, "df": 63, "replications": 200, "n_boot": 49, "se": 0.01}
-    s = _separability_section([_cr("tn.separability.size", {**sp, "rejection_rate": 0.05, "rejection_rate_chi2": 0.5}),
-                               _cr("tn.separability.power", {**sp, "rejection_rate": 0.95, "rejection_rate_chi2": 0.99})])
-    assert "| `tn.separability.size` | pass (pass) | 200 | 49 | 0.0500 | 0.010 | 0.5000 |" in s
-    assert any(l.startswith("| `tn.separability.power`") for l in s)
+    sp = {"shape": [3, 4], "n": 40, "df": 63, "replications": 2000, "n_boot": 19, "se": 0.0049, "band": [71, 131],
+          "P(pass | true size 0.08)": 0.008}
+    curve = {"replications": 200, "n_boot": 49, "gap_at_power_0.5": 0.3,
+             "rows": [{"rho": r, "kl_gap": g, "rejection_rate": p, "se": 0.01, "rejection_rate_chi2": 0.5}
+                      for r, g, p in ((0.1, 0.02, 0.1), (0.7, 1.1, 1.0))]}
+    s = _separability_section([_cr("tn.separability.size", {**sp, "rejections": 100, "rate": 0.05}),
+                               _cr("tn.separability.size.chi2", {**sp, "rejections": 416, "rate": 0.208}, "fail", "fail"),
+                               _cr("tn.separability.power_curve", curve),
+                               _cr("tn.separability.power", {"rejection_rate": 1.0})])
+    assert "| `tn.separability.size` | pass (pass) | bootstrap | 100 | 0.0500 | 0.0049 |" in s
+    assert "| `tn.separability.size.chi2` | fail (fail) | asymptotic chi-square | 416 | 0.2080 | 0.0049 |" in s
+    assert "| 0.1 | 0.02 | 0.00167 | 0.100 | 0.010 | 0.500 |" in s and "| 0.7 | 1.1 | 0.0917 | 1.000 | 0.010 | 0.500 |" in s
+    assert any("`tn.separability.power` pass (expected pass): rate 1.000" in l for l in s)
     w = {"problem": "mlp", "layer": "fc2.weight", "point": "init", "epochs_done": 0, "train_loss": None, "support_shape": [2, 4],
          "n": 240, "D": 8, "statistic": 10.0, "null_mean": 9.0, "gaussian_F_mean": None, "z": 0.5, "p_bootstrap": 0.3,
          "p_chi2": 0.2, "sample_gap": 0.02, "population_gap": 0.01, "population_null_directions": 0, "null_entries": [],

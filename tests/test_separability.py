@@ -266,3 +266,63 @@ def test_population_and_sample_singularity_are_told_apart():       # mutation M2
     assert r["sample_null_directions"] > 0 and math.isinf(r["statistic"])
     assert r["population_null_directions"] == 0 and math.isfinite(r["population_gap"])
     assert r["p_bootstrap"] == pytest.approx((1 + r["bootstrap_singular"]) / 10)
+
+
+# ----------------------------------------------------------------------------- issue 21: size, uniformity, power, mini-batches
+def test_separability_tests_rows_are_the_single_set_test():
+    """The vectorised test the size study runs: statistic = the project's mle path, p-values from its own bootstrap."""
+    from proofs_check.separability import separability_tests
+
+    rng = np.random.default_rng(8)
+    Gs = TensorNormal(_random_factors((3, 4), rng)).sample(3 * 40, rng).reshape(3, 40, 3, 4)
+    r = separability_tests(Gs, n_boot=19, rng=np.random.default_rng(9))
+    np.testing.assert_allclose(r["statistic"], [lrt_statistic(g)[0] for g in Gs], rtol=1e-9)
+    for b in range(3):
+        boot, lam = r["bootstrap"][b], r["statistic"][b]
+        assert r["p_bootstrap"][b] == (1 + np.sum(boot >= lam)) / 20
+        j = np.sum(boot > lam)
+        assert j / 20 <= r["p_uniform"][b] <= (j + 1) / 20
+    one = separability_test(Gs[0], n_boot=19, rng=np.random.default_rng(9))
+    assert one["statistic"] == pytest.approx(r["statistic"][0], rel=1e-12) and one["p_bootstrap"] == r["p_bootstrap"][0]
+
+
+def test_size_band_and_its_power_against_a_liberal_test():
+    from scipy import stats
+
+    from proofs_check.separability import SIZE_REPS, _band_result, size_band
+
+    lo, hi = size_band(2000)
+    assert (lo, hi) == (71, 131)
+    assert stats.binom.cdf(lo - 1, 2000, 0.05) <= 0.001 and stats.binom.sf(hi, 2000, 0.05) <= 0.001
+    assert _band_result(100, 2000, 0.05)["in_band"] and not _band_result(160, 2000, 0.05)["in_band"]
+    assert _band_result(100, SIZE_REPS, 0.05)["P(pass | true size 0.08)"] < 0.02  # enough replications to fail a size of 0.08
+
+
+def test_minibatch_rows_match_F_over_m_and_a_batch_sum_does_not():
+    """Mini-batch means of sampled-label gradients have covariance F / m (the z-scores), a batch sum does not."""
+    from proofs_check.digits_study import point_context, sample_gradients, study_row
+
+    net, params, X = _toy_softmax()
+    ctx = point_context(net, params, X, "fc2.weight")
+    rng = np.random.default_rng(11)
+    G = sample_gradients(ctx, "mini-batch m=4", rng)
+    assert G.shape == (240, 3, 4)
+    row = study_row(ctx, G, obj="mini-batch m=4", n_boot=9, rng=rng)
+    assert row["m"] == 4 and row["n"] == 240 and row_consistent(row), row
+    bad = study_row(ctx, 4 * G, obj="mini-batch m=4", n_boot=9, rng=rng)
+    assert not row_consistent(bad) and bad["z_trace"] > 4
+
+
+def test_shared_null_is_used_for_a_regular_row_and_the_share_is_its_definition():
+    from proofs_check.digits_study import point_context, sample_gradients, study_row
+    from proofs_check.separability import _bootstrap_stats
+
+    net, params, X = _toy_softmax()
+    ctx = point_context(net, params, X, "fc2.weight")
+    rng = np.random.default_rng(12)
+    G = sample_gradients(ctx, "per-example", rng)
+    null = _bootstrap_stats([np.eye(2), np.eye(4)], 240, (2, 4), 19, rng)
+    row = study_row(ctx, G, obj="per-example", n_boot=19, rng=rng, null=null, n_gauss=3)
+    assert row["bootstrap"] == "shared" and row["p_bootstrap"] == pytest.approx((1 + np.sum(null >= row["statistic"])) / 20)
+    if row["covariance_share"] is not None:
+        assert row["covariance_share"] == pytest.approx((row["gaussian_F_mean"] - row["null_mean"]) / (row["statistic"] - row["null_mean"]))
