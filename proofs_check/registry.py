@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .failures import FAILS
+
 __all__ = ["Check", "CHECKS", "register", "run_checks", "CheckResult", "PROFILES"]
 
 #: ``quick`` runs in CI (seconds); ``full`` is for ``python -m proofs_check`` (minutes).
@@ -33,6 +35,7 @@ class Check:
     expected: str  # "pass" or "fail"
     fn: Callable[[str], tuple[bool, dict]]  # profile -> (passed, measured)
     where: str = ""  # the function that checks it, for docs/theory.md
+    fails: str = ""  # what makes it fail (proofs_check.failures)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class CheckResult:
     measured: dict = field(default_factory=dict)
     seconds: float = 0.0
     where: str = ""
+    fails: str = ""
 
     @property
     def ok(self) -> bool:
@@ -55,7 +59,7 @@ class CheckResult:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "claim": self.claim, "tag": self.tag, "kind": self.kind,
-                "expected": self.expected, "status": self.status, "measured": self.measured}
+                "expected": self.expected, "status": self.status, "fails": self.fails, "measured": self.measured}
 
 
 CHECKS: dict[str, Check] = {}
@@ -69,7 +73,7 @@ def register(name: str, claim: str, tag: str, kind: str, expected: str = "pass")
     def deco(fn):
         if name in CHECKS:
             raise ValueError(f"duplicate check name {name!r}")
-        CHECKS[name] = Check(name, claim, tag, kind, expected, fn, f"{fn.__module__}.{fn.__name__}")
+        CHECKS[name] = Check(name, claim, tag, kind, expected, fn, f"{fn.__module__}.{fn.__name__}", FAILS.get(name, ""))
         return fn
 
     return deco
@@ -95,7 +99,7 @@ def run_checks(names: list[str] | None = None, profile: str = "quick", log=None)
         except Exception as err:  # noqa: BLE001  (a crash is reported with its message, never as a result)
             status, measured = "error", {"error": f"{type(err).__name__}: {err}"}
         res = CheckResult(chk.name, chk.claim, chk.tag, chk.kind, chk.expected, status, measured,
-                          time.perf_counter() - t0, chk.where)
+                          time.perf_counter() - t0, chk.where, chk.fails)
         if log:
             log(res)
         out.append(res)

@@ -127,11 +127,12 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
         "Tags: [paper] stated by the paper, [code] the authors' code, [derived] a short proof in the spec, "
         "[reconstructed] our reconstruction of the convergence analysis (spec section 7), not a quotation.",
         "",
-        "| check | tag | kind | expected | status | as expected | claim |",
-        "|---|---|---|---|---|---|---|",
+        "| check | tag | kind | expected | status | as expected | claim | what makes it fail |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| `{r.name}` | {r.tag} | {r.kind} | {r.expected} | {r.status} | {'yes' if r.ok else '**NO**'} | {_cell(r.claim)} |")
+        lines.append(f"| `{r.name}` | {r.tag} | {r.kind} | {r.expected} | {r.status} | {'yes' if r.ok else '**NO**'} | {_cell(r.claim)} "
+                     f"| {_cell(r.fails)} |")
     lines += ["", "## Measured values", ""]
     for r in results:
         meas, more = json.dumps(r.measured, default=_jsonable, indent=None), ""

@@ -26,6 +26,13 @@ def test_every_check_gives_its_expected_result(results):
     assert len(results) == len(CHECKS) >= 20
 
 
+def test_every_check_says_what_makes_it_fail():
+    from proofs_check.failures import FAILS
+
+    assert set(FAILS) == set(CHECKS), set(FAILS) ^ set(CHECKS)
+    assert all(len(CHECKS[n].fails) > 20 for n in CHECKS)
+
+
 def test_every_positive_check_has_a_negative_control(results):
     kinds = {r.kind for r in results}
     assert {"symbolic", "numeric", "negative-control", "theorem"} <= kinds
@@ -44,7 +51,7 @@ def test_cli_json_and_exit_code(tmp_path, capsys):
     data = json.loads(js.read_text())
     assert [c["name"] for c in data["checks"]] == ["sym.moment_identity", "sym.moment_identity.no_trace"]
     for c in data["checks"]:
-        assert set(c) == {"name", "claim", "tag", "kind", "expected", "status", "measured"}
+        assert set(c) == {"name", "claim", "tag", "kind", "expected", "status", "fails", "measured"}
         assert c["tag"] in ("paper", "code", "derived", "reconstructed")
     assert "| `sym.moment_identity` |" in (tmp_path / "rep.md").read_text()
     assert "2 of 2 checks gave their expected result" in capsys.readouterr().out
@@ -121,6 +128,7 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
     (["--json", ""], "`--json` is empty"),
     (["--json", "{tmp}/same.md", "--report", "{tmp}/same.md"], "`--json` and the report are the same file"),
     (["--json", "{tmp}"], "is an existing folder"),
+    (["--blas-threads", "-1"], "`--blas-threads` must be >= 0; got -1"),
 ])
 def test_cli_refuses_bad_output_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
