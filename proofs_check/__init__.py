@@ -29,7 +29,50 @@ def load_checks() -> dict:
     return CHECKS
 
 
-def run_checks(names: list[str] | None = None, profile: str = "quick", log=None) -> list[CheckResult]:
-    """:func:`proofs_check.registry.run_checks` over every registered check (loading them first)."""
-    load_checks()
-    return _registry.run_checks(names, profile=profile, log=log)
+def run_checks(names: list[str] | None = None, profile: str = "quick", log=None, jobs: int = 1,
+               blas_threads: int = 0) -> list[CheckResult]:
+    """:func:`proofs_check.registry.run_checks` over every registered check (loading them first).
+
+    ``jobs > 1`` runs the check modules in that many processes (joblib), one module per task, the
+    costliest first (the checks of one module share their studies, so a module never splits); the
+    results come back in the registry's order. ``log`` is then called as each module finishes, and
+    each process caps its BLAS threads at ``blas_threads`` (0: as it is)."""
+    checks = load_checks()
+    if jobs <= 1:
+        return _registry.run_checks(names, profile=profile, log=log)
+    if profile not in _registry.PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {list(_registry.PROFILES)}.")
+    if names:
+        unknown = [n for n in names if n not in checks]
+        if unknown:
+            raise ValueError(f"unknown check names {unknown}; valid: {sorted(checks)}.")
+    from joblib import Parallel, delayed  # noqa: PLC0415
+
+    by_module: dict = {}
+    for name, chk in checks.items():
+        if not names or name in names:
+            by_module.setdefault(chk.where.rsplit(".", 1)[0], []).append(name)
+    tasks = sorted(by_module.items(), key=lambda kv: COST_ORDER.index(kv[0].rsplit(".", 1)[1])
+                   if kv[0].rsplit(".", 1)[1] in COST_ORDER else len(COST_ORDER))
+    out: dict = {}
+    for batch in Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(_run_module)(m, ns, profile, blas_threads)
+                                                                              for m, ns in tasks):
+        for r in batch:
+            out[r.name] = r
+            if log:
+                log(r)
+    return [out[n] for n in checks if n in out]
+
+
+#: The check modules from the costliest to the cheapest (full profile), the order ``jobs > 1`` starts them in.
+COST_ORDER = ("digits_study", "theorem", "tight", "symbolic", "assumptions", "separability", "as4")
+
+
+def _run_module(module: str, names: list, profile: str, blas_threads: int) -> list:
+    import contextlib  # noqa: PLC0415
+
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    importlib.import_module(module)
+    with threadpool_limits(blas_threads) if blas_threads else contextlib.nullcontext():
+        return _registry.run_checks(names, profile=profile)

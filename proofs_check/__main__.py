@@ -35,12 +35,17 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
     p.add_argument("--report", default=None,
                    help="markdown report path, overriding --out (figures go beside it); '' for no report")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="processes for the check modules (default 1; 2 runs the digits study beside the rest)")
     p.add_argument("--blas-threads", type=int, default=1, metavar="N",
                    help="BLAS threads while the checks run (default 1: the checks multiply small matrices, and the machine "
                         "is often shared; 0 leaves BLAS as it is)")
     args = p.parse_args(argv)
     if args.blas_threads < 0:
         print(f"{prog}: error: `--blas-threads` must be >= 0; got {args.blas_threads}.", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print(f"{prog}: error: `--jobs` must be >= 1; got {args.jobs}.", file=sys.stderr)
         return 2
 
     if args.list:
@@ -84,7 +89,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
 
     try:
         with threadpool_limits(args.blas_threads) if args.blas_threads else contextlib.nullcontext():
-            results = run_checks(args.checks, profile=args.profile,
+            results = run_checks(args.checks, profile=args.profile, jobs=args.jobs, blas_threads=args.blas_threads,
                                  log=lambda r: print(f"  {r.name:<36} {r.status} (expected {r.expected}, {r.seconds:.1f} s)", flush=True))
     except ValueError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)

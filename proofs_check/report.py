@@ -79,17 +79,15 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _theorem_figure(path: Path) -> Path | None:
-    from .theorem import THEOREM_RESULTS
-
-    if not THEOREM_RESULTS:
+def _theorem_figure(res: dict | None, path: Path) -> Path | None:
+    """Observed against the bound from ``theorem1.tnt``'s measured values (which carry every row and constant)."""
+    if not res or "rows" not in res:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    res = THEOREM_RESULTS
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))] * 4)
     for m in sorted({r["m"] for r in res["rows"]}):
@@ -116,7 +114,8 @@ def _theorem_figure(path: Path) -> Path | None:
 
 def write_report(path, results: list[CheckResult], profile: str, command: str) -> Path:
     path = Path(path)
-    fig = _theorem_figure(path.parent / "figures" / "theorem1.png")
+    thm = _found(results, "theorem1.tnt")
+    fig = _theorem_figure(thm.measured if thm is not None else None, path.parent / "figures" / "theorem1.png")
     lines = [
         "# Theory report",
         "",
@@ -142,8 +141,7 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
             meas, more = json.dumps(scalars, default=_jsonable), f"; nested values ({', '.join(nested)}) are in the JSON file"
         lines.append(f"- `{r.name}` ({r.seconds:.1f} s, `{r.where}`): `{meas}`{more}")
     if fig is not None:
-        from .theorem import THEOREM_RESULTS as T
-
+        T = thm.measured
         lines += [
             "",
             "## Theorem 1 on TNT's own statistics [reconstructed]",

@@ -57,6 +57,14 @@ def test_cli_json_and_exit_code(tmp_path, capsys):
     assert "2 of 2 checks gave their expected result" in capsys.readouterr().out
 
 
+def test_jobs_run_modules_in_processes_and_keep_the_registry_order():
+    names = ["sym.moment_identity.no_trace", "AS.1.unbounded", "sym.moment_identity"]
+    one = run_checks(names, profile="quick")
+    two = run_checks(names, profile="quick", jobs=2, blas_threads=1)
+    assert [r.name for r in two] == [r.name for r in one] == ["AS.1.unbounded", "sym.moment_identity", "sym.moment_identity.no_trace"]
+    assert [(r.status, r.measured) for r in two] == [(r.status, r.measured) for r in one]
+
+
 def test_tnt_ref_check_theory_and_bad_names(tmp_path, capsys):
     assert tnt_main(["check-theory", "--profile", "quick", "--checks", "sym.scale_nonidentifiability", "--report", ""]) == 0
     assert main(["--checks", "no.such.check", "--report", ""]) == 2
@@ -129,6 +137,7 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
     (["--json", "{tmp}/same.md", "--report", "{tmp}/same.md"], "`--json` and the report are the same file"),
     (["--json", "{tmp}"], "is an existing folder"),
     (["--blas-threads", "-1"], "`--blas-threads` must be >= 0; got -1"),
+    (["--jobs", "0"], "`--jobs` must be >= 1; got 0"),
 ])
 def test_cli_refuses_bad_output_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
