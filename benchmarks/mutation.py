@@ -71,8 +71,8 @@ MUTATIONS: list[Mutation] = [
     M("tnt-stats-at-t0", "tnt_ref/optim/tnt.py", "(t % T1 == 0 and (t > 0 or state.n_stats == 0))", "(t % T1 == 0)", GOLD, OPT),
     M("tnt-inverse-schedule-T2-only", "tnt_ref/optim/tnt.py", "return t % (T1 if t < T2 else T2) == 0", "return t % T2 == 0", GOLD, OPT),
     M("tnt-momentum-ema", "tnt_ref/optim/tnt.py", "v = {k: mu * state.momentum[k] + grads[k] for k in grads}", "v = {k: mu * state.momentum[k] + (1 - mu) * grads[k] for k in grads}", GOLD, OPT),
-    M("tnt-decay-not-scaled", "tnt_ref/optim/tnt.py", "updates[k] = -alpha * gamma * p - alpha * P", "updates[k] = -gamma * p - alpha * P", GOLD, OPT),
-    M("warm-start-sum-not-mean", "tnt_ref/optim/tnt.py", "stats = {k: tuple(s / count for s in total[k]) for k in params}", "stats = {k: tuple(s for s in total[k]) for k in params}", GOLD, OPT),
+    M("tnt-decay-not-scaled", "tnt_ref/optim/tnt.py", "-alpha * gamma * p - alpha * P[k] for k", "-gamma * p - alpha * P[k] for k", GOLD, OPT),
+    M("warm-start-sum-not-mean", "tnt_ref/optim/tnt.py", "stats = {k: tuple(s / count for s in total[k]) for k in blocks}", "stats = {k: tuple(s for s in total[k]) for k in blocks}", GOLD, OPT),
     M("estimator-c-power-k", "tnt_ref/tensor_normal.py", "return [s / (c ** (k - 1) * D / d) for s, d in zip(moments, shape)]", "return [s / (c ** k * D / d) for s, d in zip(moments, shape)]", TN, "pytest tests"),
     M("damping-eps-over-k", "tnt_ref/kronecker.py", "eps_i = [eps] * k", "eps_i = [eps / k] * k", GOLD, "pytest tests/test_kronecker.py tests/test_optim.py"),
     # --- KFAC (KFC)
@@ -119,7 +119,7 @@ MUTATIONS: list[Mutation] = [
     M("theory-momentum-in-convergent", "tnt_ref/optim/tnt.py", 'fixed = {"momentum": 0.0,', 'fixed = {"momentum": 0.9,', THEORY),
     M("theory-H-is-U-plus-eps", "tnt_ref/optim/tnt.py", "return tuple(damped_inverse_factors(_tnt_factors_from_moments(list(S)), eps, scheme))",
       "return tuple(u + eps * get_namespace(u).eye(u.shape[0], dtype=u.dtype) for u in _tnt_factors_from_moments(list(S)))", THEORY),
-    M("theory-update-sign-flipped", "tnt_ref/optim/tnt.py", "updates[k] = -alpha * gamma * p - alpha * P", "updates[k] = -alpha * gamma * p + alpha * P", THEORY),
+    M("theory-update-sign-flipped", "tnt_ref/optim/tnt.py", "-alpha * gamma * p - alpha * P[k] for k", "-alpha * gamma * p + alpha * P[k] for k", THEORY),
     M("pc-sym-estimator-scale", "tnt_ref/tensor_normal.py", "c = (tau / D) ** (1.0 / k)", "c = (tau / D) ** (1.0 / (k + 1))", PC("sym.estimator_invariants"), TN),
 ]
 

@@ -55,7 +55,7 @@ def test_optimizer_without_inverse_fails_the_step_oracle(monkeypatch):
 
 
 def test_swapped_ema_weights_fail_the_step_oracle(monkeypatch):
-    def swapped(s, m, beta):
+    def swapped(s, m, beta, ema="first", n=0):
         return beta * m + (1 - beta) * s
 
     monkeypatch.setattr(tnt_module, "_ema", swapped)

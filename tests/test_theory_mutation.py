@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SIGN = "updates[k] = -alpha * gamma * p - alpha * P"
+SIGN = "-alpha * gamma * p - alpha * P[k] for k"
 
 
 def test_flipping_the_update_sign_in_optim_tnt_turns_theory_checks_red(tmp_path):
@@ -21,7 +21,7 @@ def test_flipping_the_update_sign_in_optim_tnt_turns_theory_checks_red(tmp_path)
     path = work / "tnt_ref" / "optim" / "tnt.py"
     src = path.read_text()
     assert src.count(SIGN) == 1  # the snippet exists exactly once: the test mutates the real line
-    path.write_text(src.replace(SIGN, "updates[k] = -alpha * gamma * p + alpha * P"))
+    path.write_text(src.replace(SIGN, "-alpha * gamma * p + alpha * P[k] for k"))
     env = {**os.environ, "PYTHONPATH": str(work), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     checks = ["AS.3.step_oracle", "theorem1.tnt", "AS.4.convergent"]
     proc = subprocess.run([sys.executable, "-m", "proofs_check", "--profile", "quick", "--report", "", "--checks", *checks],
