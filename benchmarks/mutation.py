@@ -11,7 +11,7 @@ Usage::
 
     python benchmarks/mutation.py                 # all mutations, table to stdout
     python benchmarks/mutation.py --only tnt-ef-is-tnt adam-c2-b1 --jobs 2
-    python benchmarks/mutation.py --markdown docs/mutation.md
+    python benchmarks/mutation.py --markdown /tmp/table.md    # the table alone (docs/mutation.md wraps it)
 
 Runtime: about 10-25 s per mutation on one core (caught ones stop at the first failure).
 """
