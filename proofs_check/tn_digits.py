@@ -1,5 +1,6 @@
 """``python -m proofs_check.tn_digits``: the tensor-normal (separability) test on the digits models
-at initialization, midway and the end of a TNT run, and the exact blocks' KL gap along training
+(per-example and mini-batch sampled gradients) at initialization, midway and the end of TNT runs,
+and the exact blocks' KL gap along training
 (:func:`proofs_check.digits_study.digits_study`). It reports what the data say, whatever they are;
 the exit code is 1 when the samples are inconsistent with the exact blocks they are compared with
 (the pass criterion of the check ``tn.digits.study``), 2 on bad arguments."""
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", choices=("quick", "full"), default="full",
                    help="quick (about a minute on 2 cores) or full (the default, about 6 minutes)")
     p.add_argument("--draws", type=int, default=1,
-                   help=f"label draws per image: n = 1797 x DRAWS samples per layer (1 to {MAX_DRAWS}; default 1)")
+                   help=f"label draws per image for the per-example rows: n = 1797 x DRAWS samples (1 to {MAX_DRAWS}; default 1)")
     p.add_argument("--json", default=None, help="write the study as JSON to this file")
     args = p.parse_args(argv)
     if not 1 <= args.draws <= MAX_DRAWS:

@@ -116,7 +116,7 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
 
     rep = write_report(tmp_path / "rep.md", results, "quick", "python -m proofs_check --profile quick")
     text = rep.read_text()
-    for head in ("## Theorem 1, tight instance and controls", "## The tensor-normal assumption: size and power",
+    for head in ("## Theorem 1, tight instance and controls", "## The tensor-normal assumption: size, uniformity and power",
                  "## The tensor-normal assumption on the digits models"):
         assert head in text, head
     assert "## Theorem 1 on TNT's own statistics" in text
