@@ -55,13 +55,13 @@ conformance harness, :mod:`tnt_ref.conformance`, searches over them):
   ``[W_(out, in) | b]`` of shape ``(out, in + 1)`` (conv kernels need ``conv_modes=2``).
 * ``conv_modes`` 2, 3 or 4 [code: 3 on CIFAR, 2 on the autoencoders' "KFAC reshaping"].
 An all-zero statistics block (``tau = 0``) gives zero factors, so ``K_i = I / eps`` (the guard
-import numbers
 of :func:`tnt_ref.tensor_normal.tnt_factors_from_moments`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -149,6 +149,9 @@ def _split(X, members: tuple, params: dict) -> dict:
     xp = get_namespace(X)
     if len(members) == 1:
         return {members[0]: xp.reshape(X, params[members[0]].shape)}
+    return {members[0]: xp.reshape(X[:, :-1], params[members[0]].shape), members[1]: X[:, -1]}
+
+
 class _Default:
     """Marks a default the caller left out, so that ``schedule="convergent"`` can replace it (it
     behaves as its value; ``None`` stays a wrong value, refused by name)."""
@@ -163,9 +166,6 @@ class _DefaultInt(_Default, int):
 
 
 _MOMENTUM, _T1, _T2 = _DefaultFloat(0.9), _DefaultInt(1), _DefaultInt(20)
-
-
-    return {members[0]: xp.reshape(X[:, :-1], params[members[0]].shape), members[1]: X[:, -1]}
 
 
 def tnt(
@@ -195,13 +195,14 @@ def tnt(
     ``stat_scale``, ``damping_scheme``, ``ema``, ``momentum_placement``, ``bias``,
     ``inverse_schedule`` and ``conv_modes``: the conventions of the module docstring; the defaults
     are the authors'.
+
     ``schedule="convergent"`` is the analysed variant (module docstring; spec section 7): it fixes
     ``momentum = 0``, ``T1 = T2 = 1`` and ``weight_decay = 0``; other values are refused.
-
 
     ``update(grads, state, params, *, sampled_grads=None)``: ``sampled_grads`` is required when
     ``"sampled_grads"`` (or ``"sampled_per_example"`` with ``stat_scale`` ``"per-example"`` or
     ``"sum"``) is in ``opt.needs(state)``.
+    """
     if schedule not in SCHEDULES:
         raise ValueError(f"`schedule` must be one of {list(SCHEDULES)}; got schedule={schedule!r}.")
     after = schedule == "convergent"
@@ -214,7 +215,6 @@ def tnt(
                              f"Leave `{name}` out, or use schedule='algorithm1'.")
     if after:  # the defaults left out are the schedule's
         momentum, T1, T2 = fixed["momentum"], fixed["T1"], fixed["T2"]
-    """
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
     for name, value, valid in (("stat_scale", stat_scale, STAT_SCALES), ("damping_scheme", damping_scheme, DAMPING_SCHEMES),
@@ -317,6 +317,20 @@ def _ema(s, m, beta: float, ema: str = "first", n: int = 0):
 def _damped_inverses(S: tuple, eps: float, scheme: str) -> tuple:
     """U = normalize(S) (spec section 3); K_i = (U_i + eps I)^{-1}. Trusted inputs: no per-factor checks.
     ``scheme="exact"``: ``(kron U_i + eps I)^{-1}`` as ``(Q_1, ..., Q_k, 1 / (outer(l_1, ..., l_k) + eps))``
+    from ``U_i = Q_i diag(l_i) Q_i^T`` [derived; kfac-jax's ``use_exact_inverses``]."""
+    U = _tnt_factors_from_moments(list(S))
+    if scheme == "exact":
+        eig = [safe_eigh(u, floor=None) for u in U]
+        return (*(Q for _, Q in eig), 1.0 / (outer(*[get_namespace(l).clip(l, 0.0, None) for l, _ in eig]) + eps))
+    return tuple(damped_inverse_factors(U, eps, scheme))
+
+
+def _apply_inverses(X, K: tuple):
+    """``X x_1 K_1 ... x_k K_k``, or for an exact inverse ``(Q_1, ..., Q_k, D)`` the damped solve."""
+    if len(K) == X.ndim:
+        return _mode_products(X, list(K))
+    Q = list(K[:-1])
+    return _mode_products(_mode_products(X, [q.T for q in Q]) * K[-1], Q)
 
 
 class TheoryStep(NamedTuple):
@@ -375,20 +389,6 @@ def theory_step_size(params: dict, *, damping: float, lipschitz: float, grad_bou
         hi = max(hi, eps ** (-order))
         lo = min(lo, math.prod(1.0 / (d * (B**2 / D) ** (1.0 / order) + eps) for d in ts))
     return TheoryStep(lo / (L * hi**2), lo, hi)
-    from ``U_i = Q_i diag(l_i) Q_i^T`` [derived; kfac-jax's ``use_exact_inverses``]."""
-    U = _tnt_factors_from_moments(list(S))
-    if scheme == "exact":
-        eig = [safe_eigh(u, floor=None) for u in U]
-        return (*(Q for _, Q in eig), 1.0 / (outer(*[get_namespace(l).clip(l, 0.0, None) for l, _ in eig]) + eps))
-    return tuple(damped_inverse_factors(U, eps, scheme))
-
-
-def _apply_inverses(X, K: tuple):
-    """``X x_1 K_1 ... x_k K_k``, or for an exact inverse ``(Q_1, ..., Q_k, D)`` the damped solve."""
-    if len(K) == X.ndim:
-        return _mode_products(X, list(K))
-    Q = list(K[:-1])
-    return _mode_products(_mode_products(X, [q.T for q in Q]) * K[-1], Q)
 
 
 def tnt_warm_start(opt: Optimizer, state: TNTState, params: dict, sampled_grads: Iterable[dict]) -> TNTState:
