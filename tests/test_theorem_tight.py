@@ -4,7 +4,6 @@ meets the closed form ``bound - sigma^2/(m N)``, and breaking a constant makes t
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import pytest
