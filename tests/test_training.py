@@ -135,7 +135,7 @@ def test_bad_run_arguments():
         run("mlp", "sgd", 0.1, batch_size=5000)
     with pytest.raises(ValueError, match="`epochs` must be a positive int; got epochs=0"):
         run("mlp", "sgd", 0.1, epochs=0)
-    with pytest.raises(ValueError, match="`seconds` must be positive; got seconds=-1"):
+    with pytest.raises(ValueError, match="`seconds` must be positive and finite; got seconds=-1"):
         run("mlp", "sgd", 0.1, epochs=None, seconds=-1)
     with pytest.raises(ValueError, match="`resume=True` needs a `checkpoint` path"):
         run("mlp", "sgd", 0.1, resume=True)

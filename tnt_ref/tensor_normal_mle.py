@@ -18,6 +18,7 @@ from typing import Any
 
 from ._validation import (
     check_array,
+    check_covariance,
     check_int,
     check_positive,
     check_samples,
@@ -139,12 +140,16 @@ def mle(
     else:
         if shape is None:
             raise ValueError("`shape` (d_1, ..., d_k) is required with `covariance`.")
-        shape = tuple(int(s) for s in shape)
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
+            raise TypeError(f"`shape` must be a non-empty sequence of mode sizes (d_1, ..., d_k); got {shape!r}.")
+        shape = tuple(check_int(s, f"shape[{i}]", min_value=1) for i, s in enumerate(shape))
         D = _prod(shape)
         check_array(covariance, "covariance", ndim=2)
         if tuple(covariance.shape) != (D, D):
             raise ValueError(f"`covariance` must have shape ({D}, {D}) for tensor shape {shape}; got {tuple(covariance.shape)}.")
-        data = covariance
+        # symmetric and PSD: a non-symmetric matrix is not a covariance, and its "KL projection" would be of its
+        # symmetric part, reported as if it were the matrix given
+        data = check_covariance(covariance, "covariance")
     xp = get_namespace(data)
     k, D = len(shape), _prod(shape)
     if init is None:

@@ -52,7 +52,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from .._validation import check_param_dict
+from .._validation import check_opt_state, check_param_dict
 from ..backend import get_namespace
 from ..kronecker import damped_inverse_factors, safe_eigh
 from ..tensor import _mode_products, outer, tensor_shape
@@ -277,6 +277,9 @@ def _apply_inverses(X, K: tuple):
 def tnt_warm_start(opt: Optimizer, state: TNTState, params: dict, sampled_grads: Iterable[dict]) -> TNTState:
     """The authors' warm start: ``S_i`` = running mean of ``Gbar_(i) Gbar_(i)^T`` over one pass at
     ``theta_0`` (no updates) [code]; ``sampled_grads`` yields one dict per mini-batch."""
+    if not isinstance(opt, Optimizer) or opt.name not in ("tnt", "tnt-ef"):
+        raise TypeError(f"`opt` must be a tnt or tnt-ef optimizer; got {getattr(opt, 'name', type(opt).__name__)!r}.")
+    check_opt_state(state, TNTState, opt.name, check_param_dict(params))
     scale = opt.hyper["stat_scale"]
     blocks = _blocks(params, opt.hyper.get("bias", "own-tensor"), opt.hyper["conv_modes"])
     total: dict[str, Any] = {}

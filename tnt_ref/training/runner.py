@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_positive
 from ..backend import namespace_for
 from ..data import load_digits
 from ..models import Sequential
@@ -127,8 +128,8 @@ def run(
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
         raise ValueError(f"`epochs` must be a positive int; got epochs={epochs!r}.")
     epochs = None if epochs is None else int(epochs)
-    if seconds is not None and not seconds > 0:
-        raise ValueError(f"`seconds` must be positive; got seconds={seconds!r}.")
+    if seconds is not None:  # finite: an infinite budget would train forever
+        seconds = check_positive(seconds, "seconds")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
     if dtype not in ("float64", "float32"):
