@@ -407,10 +407,11 @@ def _bytes(n: int) -> str:
 
 
 def check_dense_size(shape: Sequence[int], itemsize: int, what: str, remedy: str, *, limit: int | None = None,
-                     error: type = DenseTooLargeError) -> int:
+                     error: type = DenseTooLargeError, limit_name: str | None = None) -> int:
     """Refuse, before allocating, a dense array of ``shape`` with ``itemsize``-byte entries larger
     than ``limit`` (default :data:`MAX_DENSE_BYTES`). ``what`` names the object, ``remedy`` the way
-    around it (the operator, the Gram path, fewer samples). Python integers: no overflow. Returns the bytes."""
+    around it (the operator, the Gram path, fewer samples); ``limit_name`` the argument that sets
+    ``limit`` where it is not the module's. Python integers: no overflow. Returns the bytes."""
     n = 1
     for s in shape:
         n *= int(s)
@@ -419,8 +420,10 @@ def check_dense_size(shape: Sequence[int], itemsize: int, what: str, remedy: str
     if need > lim:
         raise error(
             f"{what} would be a dense array of shape {tuple(int(s) for s in shape)} ({_bytes(need)}), above the limit "
-            f"of {_bytes(lim)}. {remedy} (The limit: tnt_ref.dense_limit(bytes) for a block of code, or the "
-            "environment variable TNT_REF_MAX_DENSE_BYTES.)"
+            f"of {_bytes(lim)}. {remedy} "
+            + (f"(The limit: `{limit_name}`={lim:,}.)" if limit_name else
+               "(The limit: tnt_ref.dense_limit(bytes) for a block of code, or the environment variable "
+               "TNT_REF_MAX_DENSE_BYTES.)")
         )
     return need
 
