@@ -236,7 +236,8 @@ def cholesky_factors(factors: Sequence[Any], name: str = "factors"):
         lam = xp.linalg.eigvalsh((u + u.T) / 2)
         if not ok:
             lam_min = float(lam[0])
-            kind = "it is indefinite" if lam_min < 0 else "it is singular"
+            tol = lam.shape[0] * 100 * float(xp.finfo(lam.dtype).eps) * float(xp.max(xp.abs(lam)))
+            kind = "it is indefinite" if lam_min < -tol else "it is rank-deficient: singular to working precision"
             raise ValueError(
                 f"factor {i} of `{name}` must be symmetric positive definite; its Cholesky factorization "
                 f"failed ({kind}: smallest eigenvalue {lam_min:.3g}). Add damping (U + eps*I) or check the factor."
@@ -342,7 +343,15 @@ def check_covariance(C: Any, name: str, *, definite: bool = False, rtol: float =
                          f"{asym / max(scale, 1e-300):.3g} > {rtol:g}. Symmetrize it with (C + C.T) / 2 if the "
                          "asymmetry is round-off; otherwise it is not a covariance.")
     S = (Cf + Cf.T) / 2
-    check_psd_factors([S], name, definite=definite)
+    with linalg_errors(f"the eigendecomposition of `{name}`", "check that it is finite and symmetric."):
+        lam = xp.linalg.eigvalsh(S)
+    if definite:
+        check_definite(lam, name, "covariance", "add samples, or damping (C + eps*I)")
+    else:
+        d, lam_min = lam.shape[0], float(lam[0])
+        if lam_min < -d * 100 * float(xp.finfo(lam.dtype).eps) * float(xp.max(xp.abs(lam))):
+            raise ValueError(f"covariance `{name}` is indefinite (smallest eigenvalue {lam_min:.3g}, largest "
+                             f"{float(lam[-1]):.3g}): it is not a covariance; check how it was formed.")
     return S
 
 

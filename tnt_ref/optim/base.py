@@ -127,8 +127,8 @@ def _check_curvature(name: str, hyper: dict, params: dict) -> None:
         if damping is not None and power > 0:
             import numpy as np  # noqa: PLC0415
 
-            # the damped inverse reaches (1 / damping) ** power; keep 8 orders of magnitude for the gradients
-            limit = math.log10(float(np.finfo(str(p.dtype)).max)) - 8
+            # the damped inverse reaches (1 / damping) ** power; keep 16 orders of magnitude for the gradients
+            limit = math.log10(float(np.finfo(str(p.dtype)).max)) - 16
             if power * -math.log10(damping) > limit:
                 least = 10 ** (-limit / power)
                 raise ValueError(
