@@ -111,6 +111,11 @@ def atomic_savez(path: str | Path, **arrays: Any) -> Path:
 
 
 # ----------------------------------------------------------------------------- one owner per file
+#: Locks this process holds, with a count: a library call inside a command (``run`` writing the checkpoint the
+#: command already owns) takes the same lock again instead of refusing itself.
+_HELD: dict[Path, int] = {}
+
+
 def _file_lock(path: Path) -> Path:
     return path.parent / f".{path.name}{_FILE_LOCK_SUFFIX}"
 
@@ -140,6 +145,9 @@ def _live_holder(lock: Path) -> int | None:
 
 def _take(lock: Path, what: str) -> None:
     """Create ``lock`` holding this process's id (atomically); a live holder refuses, a stale lock is replaced."""
+    if lock in _HELD:
+        _HELD[lock] += 1
+        return
     for _ in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -156,6 +164,7 @@ def _take(lock: Path, what: str) -> None:
             os.write(fd, f"{os.getpid()}\n".encode())
         finally:
             os.close(fd)
+        _HELD[lock] = 1
         return
     raise OutputPathError(f"{what}: cannot take the lock file {lock} (another run keeps taking it).")
 
@@ -176,7 +185,7 @@ def _live_locks_below(folder: Path, skip: set, max_depth: int = 3, max_entries: 
             if seen > max_entries:
                 return found
             p = Path(e.path)
-            if _is_lock_name(e.name) and not (d == folder and e.name == LOCK_NAME) and p not in skip:
+            if _is_lock_name(e.name) and not (d == folder and e.name == LOCK_NAME) and p not in skip and p not in _HELD:
                 if _live_holder(p) is not None:
                     found.append(p)
             elif depth < max_depth and e.is_dir(follow_symlinks=False) and not e.name.startswith(".git"):
@@ -280,7 +289,7 @@ class Outputs:
     def _outside_others(r: Path, mine: set, what: str, inclusive: bool = False) -> None:
         """Refuse when a folder above ``r`` (``inclusive``: or ``r`` itself) is locked by another live run."""
         for a in ([r] if inclusive else []) + list(r.parents):
-            if a in mine:
+            if a in mine or a / LOCK_NAME in _HELD:
                 continue
             lock = a / LOCK_NAME
             if lock.exists():
@@ -292,6 +301,10 @@ class Outputs:
     def _release(self) -> None:
         while self._held:
             lock = self._held.pop()
+            _HELD[lock] = _HELD.get(lock, 1) - 1
+            if _HELD[lock] > 0:
+                continue
+            del _HELD[lock]
             with contextlib.suppress(OSError):
                 if _live_holder(lock) == os.getpid():
                     lock.unlink()

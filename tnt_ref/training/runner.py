@@ -21,6 +21,7 @@ import numpy as np
 from .._validation import check_positive
 from ..backend import namespace_for
 from ..data import load_digits
+from ..files import Outputs
 from ..models import Sequential
 from ..optim import OPTIMIZERS, make_optimizer, tnt_warm_start
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -72,7 +73,17 @@ def _int_arg(value, name: str, low: int = 0) -> int:
     return int(value)
 
 
-def run(
+def run(problem: str, optimizer: str, learning_rate: float, *, checkpoint: str | Path | None = None, **kwargs) -> RunResult:
+    # the checkpoint is owned for the whole run (tnt_ref.files.Outputs): a second run writing the same file at the
+    # same time is refused instead of both finishing with one run's checkpoint lost
+    outs = Outputs()
+    if checkpoint is not None:
+        outs.file(checkpoint, "checkpoint")
+    with outs:
+        return _run(problem, optimizer, learning_rate, checkpoint=checkpoint, **kwargs)
+
+
+def _run(
     problem: str,
     optimizer: str,
     learning_rate: float,
@@ -243,6 +254,10 @@ def run(
         if bar is not None:
             bar.close()
     return RunResult(problem, optimizer, float(learning_rate), history, params, config=meta, initial_train_loss=init_loss)
+
+
+run.__doc__ = _run.__doc__
+run.__wrapped__ = _run  # inspect.signature(run) shows every keyword
 
 
 def _warm_start(net, opt, params, state, X, y, m, rng):
