@@ -3,7 +3,7 @@
 The paper is the table of contents; see ``docs/`` for which function implements which part.
 """
 
-from ._validation import MAX_DENSE_BYTES, DenseTooLargeError, TNTRefWarning, dense_limit
+from ._validation import DenseTooLargeError, TNTRefWarning, dense_limit
 from .backend import asarray, get_namespace, namespace_for, to_numpy
 from .kronecker import KroneckerMatrix, frobenius_kron_fit
 from .tensor import fold, kron, mode_product, mode_products, unfold, vec
@@ -21,7 +21,6 @@ __version__ = "0.1.0"
 __all__ = [
     "TNTRefWarning",
     "DenseTooLargeError",
-    "MAX_DENSE_BYTES",
     "dense_limit",
     "asarray",
     "get_namespace",
