@@ -271,3 +271,17 @@ def test_cli_size_guard_is_a_clean_exit(capsys):
     assert main(["estimators", "--shape", "100,100,100", "--n", "2"]) == 2
     err = capsys.readouterr().err
     assert "estimator_study's dense covariances" in err and "smaller `shape`" in err and "Traceback" not in err
+
+
+def test_found_by_the_round_two_hunt():
+    """The library cases the new hunt found (docs/validation.md): each refused with its argument named."""
+    X = np.random.default_rng(0).standard_normal((1, 3, 3))
+    with pytest.raises(ValueError, match=r"needs at least 2 linearly independent samples .* span only 1"):
+        mle(np.repeat(X, 5, axis=0))  # one sample five times: the MLE of one 3x3 sample is not unique
+    assert mle(np.random.default_rng(1).standard_normal((5, 3, 3))).converged
+    with pytest.raises(TypeError, match=r"`shape\[0\]` must be an integer; got 2.5"):
+        tnt_ref.fold(np.ones((2, 4)), 0, (2.5, 4))
+    with pytest.raises(ValueError, match="`rtol` must be a finite number"):
+        tnt_ref.tnt_factors_from_moments([np.eye(2), np.eye(2)], rtol=math.nan)
+    with pytest.raises(ValueError, match="`divergence_factor` must be a finite number > 1; got divergence_factor=inf"):
+        run("mlp", "sgd", 0.1, epochs=1, divergence_factor=math.inf)

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ._validation import check_array, check_dense_size, check_mode, itemsize_of
+from ._validation import check_array, check_dense_size, check_int, check_mode, itemsize_of
 from .backend import get_namespace
 
 __all__ = ["vec", "unfold", "fold", "mode_product", "mode_products", "kron", "outer", "tensor_shape"]
@@ -96,7 +96,9 @@ def fold(M, mode: int, shape: Sequence[int]):
     >>> bool((fold(unfold(X, 2), 2, X.shape) == X).all())
     True
     """
-    shape = tuple(int(s) for s in shape)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
+        raise TypeError(f"`shape` must be a non-empty sequence of mode sizes; got {shape!r}.")
+    shape = tuple(check_int(s, f"shape[{i}]", min_value=1) for i, s in enumerate(shape))  # 2.5 refused, not truncated
     check_array(M, "M", ndim=2)
     check_mode(mode, len(shape))
     size = 1

@@ -30,6 +30,7 @@ from ._validation import (
     check_rng,
     check_samples,
     check_square_factors,
+    check_tolerance,
     cholesky_factors,
 )
 from .backend import get_namespace
@@ -292,6 +293,8 @@ def tnt_factors_from_moments(moments: Sequence[Any], *, rtol: float | None = Non
     """
     moments = check_square_factors(moments, "moments")
     check_psd_factors(moments, "moments")
+    if rtol is not None:
+        rtol = check_tolerance(rtol, "rtol")  # a NaN tolerance would accept any traces
     return _tnt_factors_from_moments(moments, rtol)
 
 

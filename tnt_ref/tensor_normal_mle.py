@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._validation import (
     check_array,
     check_covariance,
@@ -26,7 +28,7 @@ from ._validation import (
     cholesky_factors,
     linalg_errors,
 )
-from .backend import get_namespace
+from .backend import get_namespace, to_numpy
 from .tensor import _mode_products
 from .tensor_normal import _LOG_2PI, _logdet_from_chol, _normalize, _prod
 
@@ -136,6 +138,13 @@ def mle(
                 f"the tensor-normal MLE needs at least {n_min} samples for shape {shape}; got n={samples.shape[0]}. "
                 "Use tnt_factors, or add samples."
             )
+        r = _independent_samples(samples, n_min)
+        if r < n_min:  # e.g. one sample repeated: the likelihood is that of r samples, and the MLE is not unique
+            raise ValueError(
+                f"the tensor-normal MLE needs at least {n_min} linearly independent samples for shape {shape}; the "
+                f"{samples.shape[0]} samples given span only {r} (repeated or dependent samples). Use tnt_factors, "
+                "or add independent samples."
+            )
         data = samples
     else:
         if shape is None:
@@ -173,6 +182,18 @@ def mle(
             converged = True
             break
     return MLEResult(factors=_normalize(U), loglik=loglik, n_sweeps=len(loglik), converged=converged)
+
+
+def _independent_samples(samples, n_min: int) -> int:
+    """The rank of the ``(n, D)`` sample matrix, or a lower bound of it that is at least ``n_min``
+    (the rank of the first few samples is enough in the usual case, so big ``n`` costs little)."""
+    n = samples.shape[0]
+    k = min(n, 4 * n_min)
+    head = np.asarray(to_numpy(samples[:k, ...]), dtype=np.float64).reshape(k, -1)  # only k samples to the host
+    r = int(np.linalg.matrix_rank(head))
+    if r >= n_min or k == n:
+        return r
+    return int(np.linalg.matrix_rank(np.asarray(to_numpy(samples), dtype=np.float64).reshape(n, -1)))
 
 
 def _checked_inv(xp, u, i):

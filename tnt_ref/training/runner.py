@@ -11,6 +11,7 @@ protocol import it.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -147,8 +148,9 @@ def _run(
         raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
     seed = _int_arg(seed, "seed")
     val_size = _int_arg(val_size, "val_size")
-    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
-        raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1 \
+            or not math.isfinite(divergence_factor):
+        raise ValueError(f"`divergence_factor` must be a finite number > 1; got divergence_factor={divergence_factor!r}.")
     kwargs = {**prob.hyper.get(optimizer, {}), **(opt_kwargs or {})}
     opt = make_optimizer(optimizer, learning_rate, **kwargs)
     xp = namespace_for(backend)
