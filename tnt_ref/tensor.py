@@ -98,7 +98,7 @@ def fold(M, mode: int, shape: Sequence[int]):
     """
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
         raise TypeError(f"`shape` must be a non-empty sequence of mode sizes; got {shape!r}.")
-    shape = tuple(check_int(s, f"shape[{i}]", min_value=1) for i, s in enumerate(shape))  # 2.5 refused, not truncated
+    shape = tuple(check_int(s, f"shape[{i}]", min_value=0) for i, s in enumerate(shape))  # 2.5 refused, not truncated
     check_array(M, "M", ndim=2)
     check_mode(mode, len(shape))
     size = 1
