@@ -318,7 +318,7 @@ def check_statistics_dtype(x: Any, name: str) -> None:
     """Refuse floating types that cannot hold the statistics formed from ``x`` (float16: its
     squares overflow at 256 and its sums at 65504); float32 and float64 are accepted."""
     dt = getattr(x, "dtype", None)
-    if dt is not None and str(dt) in _NARROW_FLOATS:
+    if dt is not None and str(dt).rsplit(".", 1)[-1] in _NARROW_FLOATS:
         raise TypeError(f"`{name}` has dtype {dt}, which cannot hold its second moments (largest value "
                         f"{float(np.finfo(np.float16).max):g}: they overflow to inf); convert it to float32 or float64.")
 
@@ -440,10 +440,19 @@ def check_dense_size(shape: Sequence[int], itemsize: int, what: str, remedy: str
 def itemsize_of(x: Any, default: int = 8) -> int:
     """Bytes per entry of an array's dtype (``default`` for non-arrays)."""
     dt = getattr(x, "dtype", None)
-    try:
-        return int(np.dtype(str(dt)).itemsize) if dt is not None else default
-    except TypeError:
+    if dt is None:
         return default
+    try:
+        return int(np.dtype(dt).itemsize)  # NumPy and CuPy dtypes
+    except TypeError:
+        pass
+    xp = get_namespace(x)  # array-api-strict and other namespaces: from finfo/iinfo
+    for info in (xp.finfo, xp.iinfo):
+        try:
+            return int(info(dt).bits) // 8
+        except (TypeError, ValueError):
+            continue
+    return default
 
 
 # ----------------------------------------------------------------------------- optimizer state

@@ -142,8 +142,8 @@ def mle(
         if r < n_min:  # e.g. one sample repeated: the likelihood is that of r samples, and the MLE is not unique
             raise ValueError(
                 f"the tensor-normal MLE needs at least {n_min} linearly independent samples for shape {shape}; the "
-                f"{samples.shape[0]} samples given span only {r} (repeated or dependent samples). Use tnt_factors, "
-                "or add independent samples."
+                f"{samples.shape[0]} samples given span only {r} (rank-deficient: repeated or dependent samples). "
+                "Add more independent samples, or use tnt_factors."
             )
         data = samples
     else:

@@ -125,10 +125,10 @@ def _check_curvature(name: str, hyper: dict, params: dict) -> None:
                              "Precondition this parameter with another optimizer (sgd, adam), or (tnt, shampoo) view a "
                              "conv kernel with more modes (conv_modes=3 or 4).")
         if damping is not None and power > 0:
-            import numpy as np  # noqa: PLC0415
+            from ..backend import get_namespace  # noqa: PLC0415
 
             # the damped inverse reaches (1 / damping) ** power; keep 16 orders of magnitude for the gradients
-            limit = math.log10(float(np.finfo(str(p.dtype)).max)) - 16
+            limit = math.log10(float(get_namespace(p).finfo(p.dtype).max)) - 16
             if power * -math.log10(damping) > limit:
                 least = 10 ** (-limit / power)
                 raise ValueError(
