@@ -100,12 +100,15 @@ def _state_type(init: Callable) -> type | None:
 
 def _factor_dims(name: str, hyper: dict, shape: tuple) -> tuple[list[int], float]:
     """The sizes of the square curvature factors an optimizer keeps for a parameter of ``shape``, and the
-    power ``q`` of ``1 / damping`` its preconditioner can reach (TNT: one per factor; KFAC: 1; Shampoo: 1/2)."""
+    power ``q`` of ``1 / damping`` its preconditioner can reach (TNT: one per factor with per-factor damping, 1
+    with the pi-adjusted or exact damping; KFAC: 1; Shampoo: 1/2)."""
     from ..tensor import tensor_shape  # noqa: PLC0415
 
     if name in ("tnt", "tnt-ef", "shampoo"):
         ts = tensor_shape(shape, hyper.get("conv_modes", 3))
-        return list(ts), (len(ts) if name != "shampoo" else 0.5)
+        if name == "shampoo":
+            return list(ts), 0.5
+        return list(ts), (len(ts) if hyper.get("damping_scheme", "per-factor") == "per-factor" else 1.0)
     if name == "kfac":
         if len(shape) in (2, 4):
             return [shape[0], math.prod(shape[1:])], 1.0
