@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from tnt_ref.files import OutputPathError, prepare_output_dir, prepare_output_file
+from tnt_ref.files import OutputPathError, Outputs, prepare_output_dir, prepare_output_file
 
 from . import load_checks, run_checks
 from .registry import PROFILES
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
                    help=f"folder for the report and its figures (default {DEFAULT_OUT}/; the report is {REPORT_NAME})")
     p.add_argument("--report", default=None,
                    help="markdown report path, overriding --out (figures go beside it); '' for no report")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a report, figures or JSON file left by an earlier run (default: refuse them)")
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="processes for the check modules (default 1; 2 runs the digits study beside the rest)")
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
 
     if args.list:
         extra = [flag for flag, v in (("--checks", args.checks), ("--json", args.json), ("--report", args.report),
-                                      ("--out", None if args.out == DEFAULT_OUT else args.out)) if v is not None]
+                                      ("--out", None if args.out == DEFAULT_OUT else args.out),
+                                      ("--overwrite", args.overwrite or None)) if v is not None]
         if extra:
             print(f"{prog}: error: `--list` lists the checks and runs nothing; it takes no {', '.join(extra)}.", file=sys.stderr)
             return 2
@@ -78,9 +81,29 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
             report = prepare_output_file(args.report, "--report")
         if args.json is not None and report is not None and Path(args.json).resolve() == Path(report).resolve():
             raise OutputPathError(f"`--json` and the report are the same file ({args.json!r}); give two paths.")
+        outs = Outputs()  # every file this run writes: distinct paths, locked, an earlier run's kept unless --overwrite
+        if args.json is not None:
+            outs.file(args.json, "--json")
+        if report is not None:
+            flag = "--report" if args.report else "--out"
+            outs.file(report, flag)
+            for fig in ("theorem1.png", "tn_digits.png"):
+                outs.file(Path(report).parent / "figures" / fig, f"{flag} (its figures/{fig})")
+        outs.__enter__()
     except OutputPathError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    try:
+        outs.refuse_existing(args.overwrite)
+        return _run(args, prog, argv, report)
+    except OutputPathError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        outs.__exit__(None, None, None)
+
+
+def _run(args, prog: str, argv: list, report) -> int:
     command = " ".join([prog, *map(shlex.quote, argv)])
     from .report import print_table, write_json, write_report  # noqa: PLC0415  (after the door check)
 

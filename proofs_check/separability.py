@@ -37,6 +37,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from tnt_ref._validation import check_covariance
 from tnt_ref.tensor_normal import TensorNormal
 from tnt_ref.tensor_normal_mle import mle
 
@@ -269,7 +270,7 @@ def kl_gap(F, shape, *, tol: float = 1e-12, max_iter: int = 1000) -> tuple[float
     """
     shape = tuple(int(d) for d in shape)
     D = math.prod(shape)
-    F = np.asarray(F, dtype=np.float64)
+    F = check_covariance(np.asarray(F, dtype=np.float64), "F")  # symmetric: a non-symmetric F has no KL gap
     sign, logdet_F = np.linalg.slogdet(F)
     if sign <= 0:
         raise ValueError(f"`F` must be positive definite for the KL gap; got a singular or indefinite ({D}, {D}) matrix. "

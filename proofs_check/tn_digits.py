@@ -17,9 +17,8 @@ MAX_DRAWS = 64
 
 def main(argv=None) -> int:
     import argparse  # noqa: PLC0415
-    import json  # noqa: PLC0415
 
-    from tnt_ref.files import OutputPathError, atomic_write_json, prepare_output_file  # noqa: PLC0415
+    from tnt_ref.files import OutputPathError, Outputs  # noqa: PLC0415
 
     p = argparse.ArgumentParser(prog="python -m proofs_check.tn_digits",
                                 description="The tensor-normal (separability) test on the digits models during training.")
@@ -28,17 +27,29 @@ def main(argv=None) -> int:
     p.add_argument("--draws", type=int, default=1,
                    help=f"label draws per image for the per-example rows: n = 1797 x DRAWS samples (1 to {MAX_DRAWS}; default 1)")
     p.add_argument("--json", default=None, help="write the study as JSON to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace a JSON file left by an earlier run (default: refuse)")
     args = p.parse_args(argv)
     if not 1 <= args.draws <= MAX_DRAWS:
         print(f"{p.prog}: error: `--draws` must be an int in [1, {MAX_DRAWS}] (memory grows with it); got {args.draws}.",
               file=sys.stderr)
         return 2
-    if args.json is not None:
-        try:
-            prepare_output_file(args.json, "--json")
-        except OutputPathError as err:
-            print(f"{p.prog}: error: {err}", file=sys.stderr)
-            return 2
+    outs = Outputs()
+    try:
+        if args.json is not None:
+            outs.file(args.json, "--json")
+        with outs:
+            outs.refuse_existing(args.overwrite)
+            return _run(args)
+    except OutputPathError as err:
+        print(f"{p.prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    import json  # noqa: PLC0415
+
+    from tnt_ref.files import atomic_write_json  # noqa: PLC0415
+
     from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
 
     res = digits_study(args.profile, draws=args.draws, log=lambda r: print(format_row(r), flush=True))

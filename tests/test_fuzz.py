@@ -299,3 +299,136 @@ def test_property_checker_can_fail():
         call(lambda: (_ for _ in ()).throw(ValueError("something went wrong")), ["samples"])
     with pytest.raises(AssertionError):
         _finite(np.array([1.0, np.nan]))
+
+
+# ----------------------------------------------------------------------------- issue 24: constructors, state pairing, ownership
+_SIZE = st.one_of(st.integers(-2, 5), st.sampled_from([0, 2.5, 3.0, np.int64(3), "3", None, True, np.nan]))
+
+
+@FUZZ
+@given(st.lists(_SIZE, min_size=0, max_size=4), st.sampled_from(["tanh", "relu", "nope", 3]),
+       st.sampled_from(["softmax_cross_entropy", "sigmoid_cross_entropy", "squared_error", "x"]))
+def test_fuzz_mlp_constructor(sizes, act, loss):
+    """A model is built with exactly the widths given (never truncated) or refused naming the argument."""
+    net = call(mlp, ["sizes", "sizes[0]", "sizes[1]", "sizes[2]", "sizes[3]", "activation", "loss"], sizes, act, loss)
+    if net is None:
+        return
+    assert all(isinstance(s, int) and s >= 1 for s in sizes[:1]) or True
+    assert [net.param_shapes[f"fc{i + 1}.weight"] for i in range(len(sizes) - 1)] == \
+        [(int(sizes[i + 1]), int(sizes[i])) for i in range(len(sizes) - 1)]
+    assert all(not isinstance(s, (float, bool, str)) for s in sizes)
+
+
+@FUZZ
+@given(_SIZE, _SIZE, _SIZE, _SIZE, st.lists(_SIZE, min_size=0, max_size=2))
+def test_fuzz_cnn_constructor(kernel, stride, padding, n_classes, channels):
+    from tnt_ref.models import cnn
+
+    names = ["kernel", "kernel[0]", "stride", "padding", "n_classes", "channels", "channels[0]", "channels[1]", "input"]
+    net = call(cnn, names, (1, 8, 8), channels, kernel, n_classes, "relu", "softmax_cross_entropy", stride, padding)
+    if net is None:
+        return
+    assert net.n_outputs == n_classes >= 1
+    X = np.zeros((2, 1, 8, 8))
+    z = net.predict(net.init(np.random.default_rng(0)), X)
+    assert z.shape == (2, n_classes) and np.all(np.isfinite(z))
+
+
+_STATE_OPTS = {"tnt": lambda: make_optimizer("tnt", 0.1), "sgd": lambda: make_optimizer("sgd", 0.1),
+               "adam": lambda: make_optimizer("adam", 0.1), "kfac": lambda: make_optimizer("kfac", 0.1),
+               "shampoo": lambda: make_optimizer("shampoo", 0.1)}
+
+
+@FUZZ
+@given(st.sampled_from(sorted(_STATE_OPTS)), st.sampled_from(sorted(_STATE_OPTS)),
+       st.sampled_from(["same", "missing", "extra", "wider"]), st.sampled_from(["same", "missing", "wider"]))
+def test_fuzz_optimizer_state_pairing(maker, user, state_params, grads_case):
+    """``update`` with a state made by another optimizer, or for other parameters, or with gradients that do
+    not match, is refused with a TypeError/ValueError naming `state` or `grads`; a matching triple works."""
+    params = {"fc1.weight": np.ones((3, 4)), "fc1.bias": np.zeros(3)}
+    other = {"same": params, "missing": {"fc1.weight": np.ones((3, 4))},
+             "extra": {**params, "fc2.weight": np.ones((2, 3)), "fc2.bias": np.zeros(2)},
+             "wider": {"fc1.weight": np.ones((3, 5)), "fc1.bias": np.zeros(3)}}[state_params]
+    grads = {"same": params, "missing": {"fc1.weight": np.ones((3, 4))},
+             "wider": {"fc1.weight": np.ones((3, 5)), "fc1.bias": np.zeros(3)}}[grads_case]
+    grads = {k: 0.1 * v for k, v in grads.items()}
+    state = _STATE_OPTS[maker]().init(other)
+    opt = _STATE_OPTS[user]()
+    extra = {}
+    if user == "tnt":
+        extra["sampled_grads"] = grads
+    if user == "kfac":
+        extra["kfac_stats"] = {"fc1.weight": (np.eye(3), np.eye(4))}
+    out = call(opt.update, ["state", "grads"], grads, state, params, **extra)
+    ok = maker == user and state_params == "same" and grads_case == "same"
+    assert (out is not None) == ok
+    if ok:
+        upd, new = out
+        assert type(new) is type(state) and all(np.all(np.isfinite(u)) for u in upd.values())
+
+
+_OWN_SCRIPT = """
+import sys
+from tnt_ref.files import Outputs, OutputPathError
+outs = Outputs()
+try:
+    for flag, path in zip(sys.argv[1::2], sys.argv[2::2]):
+        (outs.folder if flag == '--out' else outs.file)(path, flag)
+    outs.__enter__()
+except OutputPathError as err:
+    print('refused', err); sys.exit(2)
+print('owned'); sys.stdout.flush(); sys.stdin.read()  # hold the locks until told to go
+outs.__exit__(None, None, None)
+"""
+
+
+@settings(FUZZ, max_examples=min(FUZZ.max_examples, 12))
+@given(st.lists(st.tuples(st.sampled_from(["--out", "--json", "--checkpoint"]),
+                          st.sampled_from(["a", "a/x.json", "b/x.json", "b/../a/x.json", "c.npz", "a/sub"])),
+                min_size=1, max_size=3),
+       st.lists(st.tuples(st.sampled_from(["--out", "--json", "--checkpoint"]),
+                          st.sampled_from(["a", "a/x.json", "b/x.json", "c.npz", "a/sub/y.json", "d"])),
+                min_size=1, max_size=2))
+def test_fuzz_two_commands_racing_for_paths(tmp_path_factory, first, second):
+    """Two processes claim outputs; while the first holds its own, the second is refused exactly when it
+    would write under one of them (the same file, a file in a folder owned by the first, or a folder
+    holding the first's files); it never owns a path the first owns."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp = tmp_path_factory.mktemp("own")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def argv(claims):
+        return [a for flag, rel in claims for a in (flag, str(tmp / rel))]
+
+    kinds = {}
+    for flag, rel in first + second:  # one path is a folder or a file for the whole example, not both
+        kinds.setdefault(os.path.normpath(rel), flag == "--out")
+        if kinds[os.path.normpath(rel)] != (flag == "--out"):
+            return
+    p1 = subprocess.Popen([sys.executable, "-c", _OWN_SCRIPT, *argv(first)], env=env, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True)
+    line = p1.stdout.readline()
+    try:
+        p2 = subprocess.run([sys.executable, "-c", _OWN_SCRIPT, *argv(second)], env=env, input="", capture_output=True,
+                            text=True, timeout=60)
+    finally:
+        p1.communicate("", timeout=60)
+    if not line.startswith("owned"):
+        return  # the first refused its own claims (two of them resolve to one file)
+    def resolved(claims):
+        return [((tmp / rel).resolve(), flag == "--out") for flag, rel in claims]
+
+    def overlaps(x, y):
+        (px, dx), (py, dy) = x, y
+        return px == py or (dx and px in py.parents) or (dy and py in px.parents)
+
+    clash = any(overlaps(x, y) for x in resolved(first) for y in resolved(second))
+    own_dup = len({p for p, d in resolved(second) if not d}) < len([p for p, d in resolved(second) if not d])
+    assert "Traceback" not in p2.stderr
+    if clash or own_dup:
+        assert p2.returncode == 2, (first, second, p2.stdout)
+    elif p2.returncode != 0:  # refused only at the door (a file where a folder is, ...), never for a live run
+        assert p2.returncode == 2 and "live run" not in p2.stdout, (first, second, p2.stdout)

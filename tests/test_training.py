@@ -97,7 +97,7 @@ def test_divergence_factor_is_the_stated_multiple(monkeypatch):
     assert info.value.last_good_epoch == 1 and info.value.last_good_loss == base.history[0]["train_loss"]
     calls["n"] = 0
     assert len(run("mlp", "sgd", 0.1, epochs=2, progress=False, divergence_factor=11.0).history) == 2
-    with pytest.raises(ValueError, match="`divergence_factor` must be a number > 1"):
+    with pytest.raises(ValueError, match="`divergence_factor` must be a finite number > 1"):
         run("mlp", "sgd", 0.1, divergence_factor=1.0)
 
 
@@ -135,7 +135,7 @@ def test_bad_run_arguments():
         run("mlp", "sgd", 0.1, batch_size=5000)
     with pytest.raises(ValueError, match="`epochs` must be a positive int; got epochs=0"):
         run("mlp", "sgd", 0.1, epochs=0)
-    with pytest.raises(ValueError, match="`seconds` must be positive; got seconds=-1"):
+    with pytest.raises(ValueError, match="`seconds` must be positive and finite; got seconds=-1"):
         run("mlp", "sgd", 0.1, epochs=None, seconds=-1)
     with pytest.raises(ValueError, match="`resume=True` needs a `checkpoint` path"):
         run("mlp", "sgd", 0.1, resume=True)

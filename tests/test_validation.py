@@ -372,10 +372,13 @@ def test_numpy_scalars_accepted_for_hyperparameters():
 
 
 def test_tnt_tiny_damping_asks_for_more_damping(clf):
-    """numpy raised LinAlgError('Singular matrix') from inside the inverse; now a ValueError with the remedy."""
+    """numpy raised LinAlgError('Singular matrix') from inside the inverse; then a ValueError from the inverse;
+    now (issue 24) init refuses it before any step, since (1/damping)**k overflows, naming the least damping."""
     net, params, X, y = clf
-    with pytest.raises(ValueError, match=r"inverting factor \d \+ 1e-300 I .*use more damping"):
+    with pytest.raises(ValueError, match=r"`damping`=1e-300 is too small for tnt .*overflows.*use more damping: damping >= "):
         _step(net, params, X, y, damping=1e-300)
+    with pytest.raises(ValueError, match=r"inverting factor \d \+ 1e-100 I .*use more damping"):
+        _step(net, params, X, y, damping=1e-100)  # representable, but the factors are singular to working precision
 
 
 def test_kfac_linalg_error_becomes_value_error(clf):

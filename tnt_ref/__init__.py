@@ -3,7 +3,7 @@
 The paper is the table of contents; see ``docs/`` for which function implements which part.
 """
 
-from ._validation import TNTRefWarning
+from ._validation import DenseTooLargeError, TNTRefWarning, dense_limit
 from .backend import asarray, get_namespace, namespace_for, to_numpy
 from .kronecker import KroneckerMatrix, frobenius_kron_fit
 from .tensor import fold, kron, mode_product, mode_products, unfold, vec
@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TNTRefWarning",
+    "DenseTooLargeError",
+    "dense_limit",
     "asarray",
     "get_namespace",
     "namespace_for",

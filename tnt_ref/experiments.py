@@ -5,10 +5,12 @@ No argument parsing here (that is :mod:`tnt_ref.cli`) and no plotting (that is :
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
+from ._validation import check_dense_size, check_real, check_seed, check_size
 from .data import load_digits, random_spd
 from .fisher import approximation_ladder
 from .kronecker import frobenius_kron_fit
@@ -21,8 +23,15 @@ __all__ = ["estimator_study", "fisher_study", "FISHER_MODELS"]
 
 
 def _gaussian_kl(S, K) -> float:
+    """``KL(N(0, S) || N(0, K))`` for a positive definite ``S``; ``+inf`` when the estimate ``K`` is singular to
+    working precision or indefinite (an estimate from too few samples: the divergence does not exist as a
+    finite number, and a solve against it would return round-off, e.g. -2.6e17)."""
     D = S.shape[0]
-    return 0.5 * float(np.trace(np.linalg.solve(K, S)) - D + np.linalg.slogdet(K)[1] - np.linalg.slogdet(S)[1])
+    lam, Q = np.linalg.eigh((K + K.T) / 2)
+    if not lam[0] > D * 100 * np.finfo(np.float64).eps * abs(lam[-1]):
+        return math.inf
+    W = Q.T @ S @ Q
+    return 0.5 * float(np.sum(np.diag(W) / lam) - D + np.sum(np.log(lam)) - np.linalg.slogdet(S)[1])
 
 
 def estimator_study(
@@ -39,8 +48,21 @@ def estimator_study(
 
     Returns
     -------
-    list of dict rows with keys ``n``, ``method``, ``rel_error``, ``kl``, ``sweeps``.
+    list of dict rows with keys ``n``, ``method``, ``rel_error``, ``kl``, ``sweeps``. ``kl`` is
+    ``inf`` where an estimate is singular or indefinite (too few samples for it).
     """
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
+        raise TypeError(f"`shape` must be a non-empty sequence of mode sizes; got {shape!r}.")
+    shape = tuple(check_size(d, f"shape[{i}]") for i, d in enumerate(shape))
+    if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or len(ns) == 0:
+        raise TypeError(f"`ns` must be a non-empty sequence of sample sizes; got {ns!r}.")
+    ns = [check_size(n, f"ns[{i}]") for i, n in enumerate(ns)]
+    seed = check_seed(seed)
+    cond = check_real(cond, "cond", low=1.0)
+    D = math.prod(shape)
+    check_dense_size((D, D), 8, f"estimator_study's dense covariances (shape {shape}, D = {D})",
+                     "Choose a smaller `shape` (the study compares dense D x D covariances).")
+    check_dense_size((max(ns), D), 8, f"estimator_study's samples (n = {max(ns)}, D = {D})", "Choose smaller `ns`.")
     rng = np.random.default_rng(seed)
     factors = [random_spd(rng, int(d), cond) for d in shape]
     true = kron(*factors)
@@ -113,6 +135,10 @@ def fisher_study(
     """
     if model not in FISHER_MODELS:
         raise ValueError(f"unknown model {model!r}; valid: {sorted(FISHER_MODELS)}.")
+    n = check_size(n, "n")
+    seed = check_seed(seed)
+    train_steps = check_size(train_steps, "train_steps", min_value=0)
+    damping = check_real(damping, "damping", low=0.0, low_open=True)
     if not 2 <= n <= 1497:
         raise ValueError(f"`n` must be in [2, 1497] (digits training images); got n={n}.")
     build, images = FISHER_MODELS[model]

@@ -23,9 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_array, check_positive, check_psd_factors, check_square_factors, linalg_errors, warn
+from ._validation import (
+    check_array,
+    check_dense_size,
+    check_int,
+    check_positive,
+    check_psd_factors,
+    check_square_factors,
+    check_tolerance,
+    itemsize_of,
+    linalg_errors,
+    warn,
+)
 from .backend import get_namespace, is_cupy, is_numpy, scipy_namespace, to_numpy
-from .tensor import _kron, _mode_products, outer
+from .tensor import _kron, _mode_products, check_kron_size, outer
 from .tensor_normal import _normalize
 
 __all__ = ["KroneckerMatrix", "damped_inverse_factors", "frobenius_kron_fit", "safe_eigh"]
@@ -51,6 +62,8 @@ def safe_eigh(u, *, floor: float = 0.0):
     """
     xp = get_namespace(u)
     check_array(u, "u", ndim=2)
+    if floor is not None:
+        floor = check_positive(floor, "floor", allow_zero=True)
     dtype = u.dtype
     s = (u + u.T) / 2
     if not bool(xp.any(s != 0)):  # all-zero statistics: answer directly (CuPy's eigh has returned NaN here)
@@ -132,7 +145,10 @@ class KroneckerMatrix:
         return xp.moveaxis(xp.reshape(Y, (v.shape[1], D)), 0, 1)
 
     def dense(self):
-        """The dense ``D x D`` matrix (``numpy.kron`` block order); for checks and small cases."""
+        """The dense ``D x D`` matrix (``numpy.kron`` block order); for checks and small cases.
+
+        Refused above ``tnt_ref._validation.MAX_DENSE_BYTES`` (:class:`~tnt_ref.DenseTooLargeError`)."""
+        check_kron_size(self.factors, f"KroneckerMatrix.dense() (D = {self.shape[0]})")
         return _kron(*self.factors)
 
     def trace(self) -> float:
@@ -164,6 +180,8 @@ class KroneckerMatrix:
     def eigvalsh(self):
         """All ``D`` eigenvalues, ascending: the products of the factors' eigenvalues [derived]."""
         xp = self._xp
+        check_dense_size((self.shape[0],), itemsize_of(self.factors[0]), "KroneckerMatrix.eigvalsh() (all D eigenvalues)",
+                         "Use the factors' eigenvalues (numpy.linalg.eigvalsh of each factor): their products are the spectrum.")
         lams = [xp.linalg.eigvalsh((u + u.T) / 2) for u in self.factors]
         return xp.sort(xp.reshape(outer(*lams), (-1,)))
 
@@ -297,7 +315,11 @@ def frobenius_kron_fit(F, shape: Sequence[int], *, tol: float = 1e-13, max_iter:
     -------
     list of arrays, shapes ``(d_i, d_i)``.
     """
-    shape = tuple(int(s) for s in shape)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(f"`shape` must be a sequence of mode sizes (d_1, ..., d_k); got {type(shape).__name__}.")
+    shape = tuple(check_int(s, f"shape[{i}]", min_value=1) for i, s in enumerate(shape))
+    tol = check_tolerance(tol, "tol")
+    max_iter = check_int(max_iter, "max_iter", min_value=1)
     check_array(F, "F", ndim=2)
     D = int(np.prod(shape)) if shape else 0
     if not shape or tuple(F.shape) != (D, D):

@@ -21,7 +21,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ._validation import check_array, check_mode
+from ._validation import check_array, check_dense_size, check_int, check_mode, itemsize_of
 from .backend import get_namespace
 
 __all__ = ["vec", "unfold", "fold", "mode_product", "mode_products", "kron", "outer", "tensor_shape"]
@@ -96,7 +96,9 @@ def fold(M, mode: int, shape: Sequence[int]):
     >>> bool((fold(unfold(X, 2), 2, X.shape) == X).all())
     True
     """
-    shape = tuple(int(s) for s in shape)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
+        raise TypeError(f"`shape` must be a non-empty sequence of mode sizes; got {shape!r}.")
+    shape = tuple(check_int(s, f"shape[{i}]", min_value=0) for i, s in enumerate(shape))  # 2.5 refused, not truncated
     check_array(M, "M", ndim=2)
     check_mode(mode, len(shape))
     size = 1
@@ -226,7 +228,18 @@ def kron(*mats):
         raise ValueError("`kron` needs at least one matrix; got none.")
     for i, A in enumerate(mats):
         check_array(A, f"mats[{i}]", ndim=2)
+    check_kron_size(mats, "the Kronecker product `kron(*mats)`")
     return _kron(*mats)
+
+
+def check_kron_size(mats: Sequence[Any], what: str) -> None:
+    """The memory guard of every dense Kronecker product (:func:`tnt_ref._validation.check_dense_size`)."""
+    m = n = 1
+    for A in mats:
+        m, n = m * int(A.shape[0]), n * int(A.shape[1])
+    check_dense_size((m, n), max(itemsize_of(A) for A in mats), what,
+                     "Apply it without forming it: tnt_ref.KroneckerMatrix(factors).matvec / .apply / "
+                     ".as_linear_operator(), or mode_products.")
 
 
 def _kron(*mats):

@@ -24,15 +24,17 @@ import numpy as np
 
 from ._validation import (
     check_array,
+    check_dense_size,
     check_int,
     check_psd_factors,
     check_rng,
     check_samples,
     check_square_factors,
+    check_tolerance,
     cholesky_factors,
 )
 from .backend import get_namespace
-from .tensor import _kron, _mode_products
+from .tensor import _kron, _mode_products, check_kron_size
 
 __all__ = [
     "TensorNormal",
@@ -104,7 +106,9 @@ class TensorNormal:
         return len(self.shape)
 
     def covariance(self):
-        """Dense covariance ``U_1 kron ... kron U_k``, shape ``(D, D)`` (for checks and small cases)."""
+        """Dense covariance ``U_1 kron ... kron U_k``, shape ``(D, D)`` (for checks and small cases;
+        refused above ``tnt_ref._validation.MAX_DENSE_BYTES``)."""
+        check_kron_size(self.factors, f"TensorNormal.covariance() (D = {self.size})")
         return _kron(*self.factors)
 
     def sample(self, n: int, rng: np.random.Generator):
@@ -119,6 +123,8 @@ class TensorNormal:
         """
         n = check_int(n, "n", min_value=1)
         check_rng(rng)
+        check_dense_size((n, *self.shape), 8, f"TensorNormal.sample(n={n})",
+                         "Draw fewer samples per call (a loop over batches of n), or use the exact moments.")
         xp = self._xp
         z = xp.asarray(rng.standard_normal((n, *self.shape)), dtype=self.factors[0].dtype)
         x = _mode_products(z, self._chols, offset=1)  # (n, d_1, ..., d_k)
@@ -287,6 +293,8 @@ def tnt_factors_from_moments(moments: Sequence[Any], *, rtol: float | None = Non
     """
     moments = check_square_factors(moments, "moments")
     check_psd_factors(moments, "moments")
+    if rtol is not None:
+        rtol = check_tolerance(rtol, "rtol")  # a NaN tolerance would accept any traces
     return _tnt_factors_from_moments(moments, rtol)
 
 

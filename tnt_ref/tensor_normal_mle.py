@@ -16,8 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ._validation import (
     check_array,
+    check_covariance,
     check_int,
     check_positive,
     check_samples,
@@ -25,7 +28,7 @@ from ._validation import (
     cholesky_factors,
     linalg_errors,
 )
-from .backend import get_namespace
+from .backend import get_namespace, to_numpy
 from .tensor import _mode_products
 from .tensor_normal import _LOG_2PI, _logdet_from_chol, _normalize, _prod
 
@@ -135,16 +138,27 @@ def mle(
                 f"the tensor-normal MLE needs at least {n_min} samples for shape {shape}; got n={samples.shape[0]}. "
                 "Use tnt_factors, or add samples."
             )
+        r = _independent_samples(samples, n_min)
+        if r < n_min:  # e.g. one sample repeated: the likelihood is that of r samples, and the MLE is not unique
+            raise ValueError(
+                f"the tensor-normal MLE needs at least {n_min} linearly independent samples for shape {shape}; the "
+                f"{samples.shape[0]} samples given span only {r} (rank-deficient: repeated or dependent samples). "
+                "Add more independent samples, or use tnt_factors."
+            )
         data = samples
     else:
         if shape is None:
             raise ValueError("`shape` (d_1, ..., d_k) is required with `covariance`.")
-        shape = tuple(int(s) for s in shape)
+        if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
+            raise TypeError(f"`shape` must be a non-empty sequence of mode sizes (d_1, ..., d_k); got {shape!r}.")
+        shape = tuple(check_int(s, f"shape[{i}]", min_value=1) for i, s in enumerate(shape))
         D = _prod(shape)
         check_array(covariance, "covariance", ndim=2)
         if tuple(covariance.shape) != (D, D):
             raise ValueError(f"`covariance` must have shape ({D}, {D}) for tensor shape {shape}; got {tuple(covariance.shape)}.")
-        data = covariance
+        # symmetric and PSD: a non-symmetric matrix is not a covariance, and its "KL projection" would be of its
+        # symmetric part, reported as if it were the matrix given
+        data = check_covariance(covariance, "covariance")
     xp = get_namespace(data)
     k, D = len(shape), _prod(shape)
     if init is None:
@@ -168,6 +182,18 @@ def mle(
             converged = True
             break
     return MLEResult(factors=_normalize(U), loglik=loglik, n_sweeps=len(loglik), converged=converged)
+
+
+def _independent_samples(samples, n_min: int) -> int:
+    """The rank of the ``(n, D)`` sample matrix, or a lower bound of it that is at least ``n_min``
+    (the rank of the first few samples is enough in the usual case, so big ``n`` costs little)."""
+    n = samples.shape[0]
+    k = min(n, 4 * n_min)
+    head = np.asarray(to_numpy(samples[:k, ...]), dtype=np.float64).reshape(k, -1)  # only k samples to the host
+    r = int(np.linalg.matrix_rank(head))
+    if r >= n_min or k == n:
+        return r
+    return int(np.linalg.matrix_rank(np.asarray(to_numpy(samples), dtype=np.float64).reshape(n, -1)))
 
 
 def _checked_inv(xp, u, i):

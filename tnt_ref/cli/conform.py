@@ -36,12 +36,19 @@ def load_adapter(spec: str):
 
 
 def _cmd_conform(args) -> int:
-    from ..files import atomic_write_json, prepare_output_dir, prepare_output_file  # noqa: PLC0415
+    from ..files import Outputs  # noqa: PLC0415
 
-    out = prepare_output_dir(args.out, "--out")  # at the door: bad paths fail before any work
-    js = prepare_output_file(args.json, "--json") if args.json else None
-    if js is not None and js.exists():
-        raise ValueError(f"`--json` {js} exists; choose a new file (a run never overwrites another run's results).")
+    outs = Outputs()  # at the door: bad paths fail before any work; the folder and the JSON are locked while we run
+    out = outs.folder(args.out, "--out")
+    js = outs.file(args.json, "--json") if args.json is not None else None
+    with outs:
+        if js is not None and js.exists():
+            raise ValueError(f"`--json` {js} exists; choose a new file (a run never overwrites another run's results).")
+        return _conform(args, out, js)
+
+
+def _conform(args, out, js) -> int:
+    from ..files import atomic_write_json  # noqa: PLC0415
 
     from ..conformance import build_cases, conform  # noqa: PLC0415
 

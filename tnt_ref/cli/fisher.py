@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import time
 
-from ._args import positive_float, positive_int
+from ._args import nonneg_int, positive_float, positive_int
 
 
 def _cmd_fisher(args) -> int:
     from pathlib import Path  # noqa: PLC0415
 
-    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
+    from ..files import Outputs, atomic_write_json, prepare_output_dir  # noqa: PLC0415
 
     out = prepare_output_dir(Path(args.out), "--out")  # at the door: a bad folder fails before any work
+    models = ["mlp", "cnn"] if args.model == "both" else [args.model]
+    outs = Outputs()  # the files this run writes, locked; an earlier run's are replaced only with --overwrite
+    for model in models:
+        for ext in ("json", "png"):
+            outs.file(out / f"fisher_{model}.{ext}", f"--out (its fisher_{model}.{ext})")
+    with outs:
+        outs.refuse_existing(args.overwrite)
+        return _run(args, out, models)
 
+
+def _run(args, out, models) -> int:
     from ..experiments import fisher_study  # noqa: PLC0415
+    from ..files import atomic_write_json  # noqa: PLC0415
     from ..plots import plot_ladder  # noqa: PLC0415
 
-    models = ["mlp", "cnn"] if args.model == "both" else [args.model]
     for model in models:
         t0 = time.perf_counter()
         print(f"[{model}] exact block Fisher and its Kronecker approximations on {args.n} digits ...", flush=True)
@@ -45,6 +55,8 @@ def add_parsers(sub) -> None:
     fis.add_argument("--n", type=positive_int, default=300, help="number of digits images (2..1497)")
     fis.add_argument("--damping", type=positive_float, default=1e-3)
     fis.add_argument("--conv-modes", type=int, choices=[2, 3, 4], default=3, help="conv kernels as 2-, 3- or 4-way tensors")
-    fis.add_argument("--seed", type=int, default=0)
+    fis.add_argument("--seed", type=nonneg_int, default=0)
     fis.add_argument("--out", default="tnt-ref-out", help="folder for the JSON files and figures")
+    fis.add_argument("--overwrite", action="store_true",
+                     help="replace fisher_MODEL.json/.png left in --out by an earlier run (default: refuse)")
     fis.set_defaults(func=_cmd_fisher)

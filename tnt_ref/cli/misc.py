@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ._args import positive_int, shape
+from ._args import nonneg_int, positive_int, shape
 
 
 def _cmd_estimators(args) -> int:
@@ -21,14 +21,19 @@ def _cmd_estimators(args) -> int:
 
 
 def _cmd_vectors(args) -> int:
-    from ..files import prepare_output_dir  # noqa: PLC0415
+    from ..files import Outputs, prepare_output_dir  # noqa: PLC0415
 
     out = prepare_output_dir(args.out, "--out")  # at the door: a bad folder fails before any work
 
-    from ..vectors import write_vectors  # noqa: PLC0415
+    from ..vectors import CASES, write_vectors  # noqa: PLC0415
 
-    for p in write_vectors(out, seed=args.seed):
-        print(f"wrote {p}")
+    outs = Outputs()
+    for name in CASES:
+        outs.file(out / f"{name}.npz", f"--out (its {name}.npz)")
+    with outs:
+        outs.refuse_existing(args.overwrite)
+        for p in write_vectors(out, seed=args.seed):
+            print(f"wrote {p}")
     return 0
 
 
@@ -36,10 +41,11 @@ def add_parsers(sub) -> None:
     est = sub.add_parser("estimators", help="compare TNT, MLE and Frobenius estimators on tensor-normal data")
     est.add_argument("--shape", type=shape, default=(6, 5, 4), help="tensor shape, e.g. 6,5,4")
     est.add_argument("--n", type=positive_int, nargs="+", default=[30, 100, 300, 1000, 3000])
-    est.add_argument("--seed", type=int, default=0)
+    est.add_argument("--seed", type=nonneg_int, default=0)
     est.set_defaults(func=_cmd_estimators)
 
     vec = sub.add_parser("vectors", help="write known-answer test vectors (.npz), see docs/vectors.md")
     vec.add_argument("--out", required=True, help="folder for the .npz files")
-    vec.add_argument("--seed", type=int, default=0)
+    vec.add_argument("--overwrite", action="store_true", help="replace vectors written earlier in --out (default: refuse)")
+    vec.add_argument("--seed", type=nonneg_int, default=0)
     vec.set_defaults(func=_cmd_vectors)

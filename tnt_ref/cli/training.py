@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._args import positive_float, positive_int
+from ._args import nonneg_float, nonneg_int, positive_float, positive_int, unit_float
 
 #: Epochs per run in ``tnt-ref demo`` (about a minute on 2 CPU cores: 1 tuning seed, 3 report seeds).
 DEMO_EPOCHS = 30
@@ -30,8 +30,6 @@ DEMO_DAMPING = {"tnt": [1e-2], "tnt-ef": [3e-2]}
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
-_LOCK = ".tnt-ref.lock"
-
 #: Optimizer hyperparameter flags: (flag, keyword, type, help). ``None`` defaults mean the problem's setting.
 _HYPER_FLAGS = [
     ("--damping", "damping", positive_float,
@@ -40,9 +38,9 @@ _HYPER_FLAGS = [
     ("--T1", "T1", positive_int, "steps between statistics updates (tnt, tnt-ef, kfac, shampoo; default: 1 on the "
                                  "autoencoder, 5 on mlp and cnn)"),
     ("--T2", "T2", positive_int, "steps between inverse updates (default: 20 on the autoencoder, 25 on mlp and cnn)"),
-    ("--momentum", "momentum", float, "momentum (sgd, tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
-    ("--decay", "decay", float, "EMA decay of the curvature statistics (tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
-    ("--weight-decay", "weight_decay", float, "decoupled weight decay (all optimizers; default: 0)"),
+    ("--momentum", "momentum", unit_float, "momentum (sgd, tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
+    ("--decay", "decay", unit_float, "EMA decay of the curvature statistics (tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
+    ("--weight-decay", "weight_decay", nonneg_float, "decoupled weight decay (all optimizers; default: 0)"),
     ("--stat-scale", "stat_scale", str, "tnt's statistics: moments of the batch-mean gradient, mean of the per-example "
                                         "moments, moments of the summed gradient over m, or per-example over m "
                                         "(default: batch-mean)"),
@@ -91,44 +89,6 @@ def _accepted(optimizer: str) -> set:
     return set(inspect.signature(fn).parameters)
 
 
-@contextlib.contextmanager
-def _lock(out: Path, flag: str = "--out"):
-    """A lock file in ``out`` holding this process's id; a live holder refuses the run, a stale one is replaced."""
-    from ..files import OutputPathError  # noqa: PLC0415
-
-    path = out / _LOCK
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            try:
-                pid = int(path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            alive = False
-            if pid > 0:
-                try:
-                    os.kill(pid, 0)
-                    alive = True
-                except ProcessLookupError:
-                    alive = False
-                except PermissionError:
-                    alive = True
-            if alive:
-                raise OutputPathError(f"`{flag}` {str(out)!r} is in use by a live run (pid {pid}; lock file {path}); "
-                                      "wait for it to end or choose another folder.") from None
-            path.unlink(missing_ok=True)  # a stale lock left by a killed run
-    else:
-        raise OutputPathError(f"`{flag}` {str(out)!r}: cannot take the lock file {path}.")
-    try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.close(fd)
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
-
-
 def _check_resume_overwrite(args) -> None:
     if args.resume and args.overwrite:
         raise ValueError("give either --resume or --overwrite, not both.")
@@ -136,9 +96,9 @@ def _check_resume_overwrite(args) -> None:
 
 # ----------------------------------------------------------------------------- train
 def _cmd_train(args) -> int:
-    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
+    from ..files import Outputs  # noqa: PLC0415
     from ..optim import OPTIMIZERS  # noqa: PLC0415
-    from ..training import PROBLEMS, DivergedError, run  # noqa: PLC0415
+    from ..training import PROBLEMS  # noqa: PLC0415
 
     _check_resume_overwrite(args)
     if args.problem not in PROBLEMS:
@@ -151,14 +111,23 @@ def _cmd_train(args) -> int:
         raise ValueError(f"{', '.join('--' + b.replace('_', '-') for b in bad)} does not apply to {args.optimizer}.")
     if args.seeds is not None:
         return _train_seeds(args, hyper)
-    out = prepare_output_dir(args.out, "--out")
-    ck = Path(args.checkpoint) if args.checkpoint else out / "checkpoint.npz"
-    if args.checkpoint:
-        prepare_output_dir(ck.parent, "--checkpoint")
-    hist_path = out / "history.json"
-    if not args.resume and not args.overwrite and (ck.exists() or hist_path.exists()):
-        raise ValueError(f"--out {str(out)!r} holds another run ({ck.name if ck.exists() else hist_path.name}); "
-                         "pass --resume to continue it or --overwrite to replace it.")
+    outs = Outputs()
+    out = outs.folder(args.out, "--out")
+    ck = outs.file(args.checkpoint if args.checkpoint is not None else out / "checkpoint.npz", "--checkpoint")
+    hist_path = outs.file(out / "history.json", "--out (its history.json)")
+    with outs:  # locks first, then the existence check: two runs started together cannot both pass it
+        if not args.resume and not args.overwrite and (ck.exists() or hist_path.exists()):
+            raise ValueError(f"{'--checkpoint' if ck.exists() else '--out'} "
+                             f"{str(ck if ck.exists() else out)!r} holds another run "
+                             f"({ck.name if ck.exists() else hist_path.name}); pass --resume to continue it or "
+                             "--overwrite to replace it.")
+        return _train_one(args, hyper, out, ck, hist_path)
+
+
+def _train_one(args, hyper: dict, out: Path, ck: Path, hist_path: Path) -> int:
+    from ..files import atomic_write_json  # noqa: PLC0415
+    from ..training import DivergedError, run  # noqa: PLC0415
+
     doc: dict = {"status": "running", "config": None, "initial_train_loss": None, "history": []}
 
     def write(status: str) -> None:
@@ -177,28 +146,28 @@ def _cmd_train(args) -> int:
         print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  "
               f"({h['wall_time']:.1f} s)", flush=True)
 
-    with _lock(out):
-        if args.overwrite:
-            ck.unlink(missing_ok=True)
-            hist_path.unlink(missing_ok=True)
-        try:
-            run(args.problem, args.optimizer, args.lr, epochs=args.epochs, seconds=args.seconds, seed=args.seed,
-                batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend,
-                opt_kwargs=hyper, dtype=args.dtype, divergence_factor=args.divergence_factor, val_size=args.val_size,
-                on_start=start, on_epoch=show)
-        except DivergedError as err:
-            write("diverged")
-            doc["message"] = str(err)
-            atomic_write_json(hist_path, doc) if doc["config"] is not None else None
-            print(f"tnt-ref train: diverged after epoch {err.last_good_epoch} (the last good one; training loss "
-                  f"{err.last_good_loss:.4g}): {err}", file=sys.stderr)
-            return EXIT_DIVERGED
-        except KeyboardInterrupt:
-            write("interrupted")
-            n = len(doc["history"])
-            kept = f"{n} finished epochs in {ck} and {hist_path}; continue with --resume" if n else "nothing (no epoch had finished)"
-            print(f"tnt-ref train: interrupted (Ctrl-C); kept {kept}.", file=sys.stderr)
-            return EXIT_INTERRUPTED
+    # inside the caller's ownership (locks) of out, ck and hist_path
+    if args.overwrite:
+        ck.unlink(missing_ok=True)
+        hist_path.unlink(missing_ok=True)
+    try:
+        run(args.problem, args.optimizer, args.lr, epochs=args.epochs, seconds=args.seconds, seed=args.seed,
+            batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend,
+            opt_kwargs=hyper, dtype=args.dtype, divergence_factor=args.divergence_factor, val_size=args.val_size,
+            on_start=start, on_epoch=show)
+    except DivergedError as err:
+        write("diverged")
+        doc["message"] = str(err)
+        atomic_write_json(hist_path, doc) if doc["config"] is not None else None
+        print(f"tnt-ref train: diverged after epoch {err.last_good_epoch} (the last good one; training loss "
+              f"{err.last_good_loss:.4g}): {err}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except KeyboardInterrupt:
+        write("interrupted")
+        n = len(doc["history"])
+        kept = f"{n} finished epochs in {ck} and {hist_path}; continue with --resume" if n else "nothing (no epoch had finished)"
+        print(f"tnt-ref train: interrupted (Ctrl-C); kept {kept}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     write("finished")
     print(f"wrote {hist_path}; checkpoint {ck}")
     return 0
@@ -206,8 +175,8 @@ def _cmd_train(args) -> int:
 
 def _train_seeds(args, hyper: dict) -> int:
     """``train --seeds S1 S2 ...``: one run per seed through the grid engine, and their mean and 95% interval."""
-    from ..files import atomic_write_json, prepare_output_dir  # noqa: PLC0415
-    from ..training import RunSpec, mean_ci, run_grid  # noqa: PLC0415
+    from ..files import Outputs  # noqa: PLC0415
+    from ..training import RunSpec, run_grid  # noqa: PLC0415
 
     if args.epochs is None or args.seconds is not None:
         raise ValueError("--seeds needs an --epochs budget (not --seconds: runs of a grid have the same epochs).")
@@ -215,16 +184,20 @@ def _train_seeds(args, hyper: dict) -> int:
         raise ValueError("--seeds keeps one record per finished run, not checkpoints: drop --checkpoint.")
     if args.backend != "numpy":
         raise ValueError("--seeds runs on numpy only; drop --backend.")
-    out = prepare_output_dir(args.out, "--out")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ValueError(f"--seeds lists a seed twice ({list(args.seeds)}); each seed is one run.")
+    outs = Outputs()
+    out = outs.folder(args.out, "--out")
     runs = out / "runs"
-    summary_path = out / "summary.json"
-    if not args.resume and not args.overwrite and (runs.exists() or summary_path.exists() or (out / "checkpoint.npz").exists()):
-        raise ValueError(f"--out {str(out)!r} holds other runs; pass --resume to continue (finished seeds are skipped) "
-                         "or --overwrite to replace them.")
+    summary_path = outs.file(out / "summary.json", "--out (its summary.json)")
     specs = [RunSpec.make(args.problem, args.optimizer, args.lr, s, args.epochs, hyper, dtype=args.dtype,
                           val_size=args.val_size, divergence_factor=args.divergence_factor, batch_size=args.batch_size)
              for s in args.seeds]
-    with _lock(out):
+    with outs:
+        if not args.resume and not args.overwrite and (runs.exists() or summary_path.exists()
+                                                       or (out / "checkpoint.npz").exists()):
+            raise ValueError(f"--out {str(out)!r} holds other runs; pass --resume to continue (finished seeds are "
+                             "skipped) or --overwrite to replace them.")
         if args.overwrite:
             shutil.rmtree(runs, ignore_errors=True)
             summary_path.unlink(missing_ok=True)
@@ -235,6 +208,13 @@ def _train_seeds(args, hyper: dict) -> int:
             print(f"tnt-ref train: interrupted (Ctrl-C); kept {n} finished runs in {runs}; rerun the same command "
                   "with --resume to skip them.", file=sys.stderr)
             return EXIT_INTERRUPTED
+        return _seeds_summary(args, recs, runs, summary_path)
+
+
+def _seeds_summary(args, recs, runs: Path, summary_path: Path) -> int:
+    from ..files import atomic_write_json  # noqa: PLC0415
+    from ..training import mean_ci  # noqa: PLC0415
+
     ok = [r for r in recs if not r["diverged"]]
     fin = {k: [r["history"][-1][k] for r in ok] for k in ("train_loss", "test_loss", "test_accuracy", "val_loss")}
     summary = {"config": recs[0]["config"], "seeds": list(args.seeds), "diverged_seeds": [r["spec"]["seed"] for r in recs if r["diverged"]],
@@ -252,23 +232,24 @@ def _train_seeds(args, hyper: dict) -> int:
 
 # ----------------------------------------------------------------------------- compare and demo
 def _cmd_compare(args) -> int:
-    from ..files import OutputPathError, prepare_output_dir  # noqa: PLC0415
+    from ..files import OutputPathError, Outputs  # noqa: PLC0415
     from ..training import (
         compare,  # noqa: PLC0415
         connect,  # noqa: PLC0415
     )
 
     _check_resume_overwrite(args)
-    out = prepare_output_dir(args.out, "--out")
-    ours = [out / n for n in ("results.json", "table.md", "loss.png")]
+    outs = Outputs()
+    out = outs.folder(args.out, "--out")
+    ours = [outs.file(out / n, f"--out (its {n})") for n in ("results.json", "table.md", "loss.png")]
     runs = out / "runs"
-    if not args.resume and not args.overwrite and (runs.exists() or any(p.exists() for p in ours)):
-        raise ValueError(f"--out {str(out)!r} holds another comparison; pass --resume to continue it (finished runs "
-                         "are skipped) or --overwrite to replace it.")
     if runs.exists() and not runs.is_dir():
         raise OutputPathError(f"`--out` {str(out)!r}: {runs} is a file; remove it.")
     t0 = time.perf_counter()
-    with _lock(out), contextlib.ExitStack() as stack:
+    with outs, contextlib.ExitStack() as stack:
+        if not args.resume and not args.overwrite and (runs.exists() or any(p.exists() for p in ours)):
+            raise ValueError(f"--out {str(out)!r} holds another comparison; pass --resume to continue it (finished "
+                             "runs are skipped) or --overwrite to replace it.")
         if args.overwrite:
             shutil.rmtree(runs, ignore_errors=True)
             for p in ours:
@@ -324,7 +305,7 @@ def _add_common(p, *, val_default: int) -> None:
     p.add_argument("--divergence-factor", type=positive_float, default=_default_factor(),
                    help="a run diverges when its loss is NaN/Inf or above this multiple of its initial training loss "
                         "(default: %(default)g)")
-    p.add_argument("--val-size", type=int, default=val_default,
+    p.add_argument("--val-size", type=nonneg_int, default=val_default,
                    help="training images held out as the validation split (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run(s) in --out (default: off)")
     p.add_argument("--overwrite", action="store_true", help="replace the run(s) in --out (default: off)")
@@ -348,8 +329,8 @@ def add_parsers(sub) -> None:
     tr.add_argument("--seconds", type=positive_float, default=None, help="budget in training seconds (default: none)")
     tr.add_argument("--batch-size", type=positive_int, default=None,
                     help="mini-batch size (default: the problem's, 100 autoencoder, 64 mlp and cnn)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of initialization, batches and sampled labels (default: 0)")
-    tr.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+    tr.add_argument("--seed", type=nonneg_int, default=0, help="seed of initialization, batches and sampled labels (default: 0)")
+    tr.add_argument("--seeds", type=nonneg_int, nargs="+", default=None, metavar="SEED",
                     help="run these seeds instead (a grid: --jobs, OUT/runs/*.json, OUT/summary.json with mean and "
                          "95%% CI; default: one run with --seed)")
     tr.add_argument("--out", default="tnt-ref-out/train", help="output folder (default: %(default)s)")
@@ -369,7 +350,7 @@ def add_parsers(sub) -> None:
                       help="optimizers to compare (default: all)")
     cmp_.add_argument("--seeds", type=positive_int, default=5, help="fresh seeds for the report (default: %(default)s)")
     cmp_.add_argument("--tune-seeds", type=positive_int, default=2, help="seeds for tuning (default: %(default)s)")
-    cmp_.add_argument("--widen", type=int, default=2,
+    cmp_.add_argument("--widen", type=nonneg_int, default=2,
                       help="times a grid is widened when its best value is at an end (default: %(default)s)")
     cmp_.add_argument("--damping-grid", type=positive_float, nargs="+", default=None,
                       help="damping values tuned for tnt and tnt-ef (default: 3e-3 1e-2 3e-2)")

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .._validation import check_int, check_rng
+from .._validation import DenseTooLargeError, check_dense_size, check_int, check_rng
 from ..backend import get_namespace
 from ..models.layers import OuterGrad
 from ..models.network import Sequential
@@ -55,8 +55,8 @@ AUTO_BLOCK_BYTES = 1 << 26
 _V_BUFFER_BYTES = 1 << 28
 
 
-class BlockTooLargeError(ValueError):
-    """A dense Fisher block would exceed the configured memory limit."""
+class BlockTooLargeError(DenseTooLargeError):
+    """A dense Fisher block would exceed the configured memory limit (a :class:`~tnt_ref.DenseTooLargeError`)."""
 
 
 def _names(net: Sequential, names: Iterable[str] | None) -> list[str]:
@@ -71,13 +71,10 @@ def _names(net: Sequential, names: Iterable[str] | None) -> list[str]:
 
 def _check_block(net: Sequential, name: str, itemsize: int, max_bytes: int) -> int:
     D = math.prod(net.param_shapes[name])
-    need = D * D * itemsize
-    if need > max_bytes:
-        raise BlockTooLargeError(
-            f"the dense Fisher block of {name!r} (D = {D}) needs {need:,} bytes, above max_block_bytes={max_bytes:,}. "
-            "Use exact_mode_moments (Kronecker statistics without the block), pass fewer `names`, "
-            "or raise `max_block_bytes`."
-        )
+    check_dense_size((D, D), itemsize, f"the dense Fisher block of {name!r} (D = {D}) needs {D * D * itemsize:,} bytes: it",
+                     "Use exact_mode_moments (Kronecker statistics without the block), the Gram path "
+                     "(approximation_ladder(..., exact='gram')), pass fewer `names`, or raise `max_block_bytes`.",
+                     limit=max_bytes, error=BlockTooLargeError, limit_name="max_block_bytes")
     return D
 
 

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._validation import check_size
+
 from ..backend import get_namespace
 
 __all__ = ["Linear", "Conv2d", "Activation", "Flatten", "ACTIVATIONS", "OuterGrad"]
@@ -43,6 +45,11 @@ class OuterGrad(NamedTuple):
         return xp.reshape(g, (g.shape[0], *self.shape))
 
 
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a layer's `name` must be a non-empty string (e.g. 'fc1'); got {name!r}.")
+
+
 class Linear:
     """Affine layer ``z = x W^T + b``, weight ``(out, in)``, bias ``(out,)``.
 
@@ -51,7 +58,8 @@ class Linear:
     """
 
     def __init__(self, name: str, d_in: int, d_out: int, bias: bool = True):
-        self.name, self.d_in, self.d_out, self.bias = name, int(d_in), int(d_out), bias
+        _check_name(name)
+        self.name, self.d_in, self.d_out, self.bias = name, check_size(d_in, "d_in"), check_size(d_out, "d_out"), bool(bias)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {f"{self.name}.weight": (self.d_out, self.d_in)}
@@ -104,9 +112,16 @@ class Conv2d:
     """
 
     def __init__(self, name: str, c_in: int, c_out: int, kernel: int | tuple[int, int], stride: int = 1, padding: int = 0):
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-        self.name, self.c_in, self.c_out = name, int(c_in), int(c_out)
-        self.kh, self.kw, self.stride, self.padding = int(kh), int(kw), int(stride), int(padding)
+        _check_name(name)
+        if isinstance(kernel, (tuple, list)):
+            if len(kernel) != 2:
+                raise ValueError(f"`kernel` must be one size or a pair (kh, kw); got kernel={kernel!r}.")
+            kh, kw = check_size(kernel[0], "kernel[0]"), check_size(kernel[1], "kernel[1]")
+        else:
+            kh = kw = check_size(kernel, "kernel")
+        self.name, self.c_in, self.c_out = name, check_size(c_in, "c_in"), check_size(c_out, "c_out")
+        self.kh, self.kw = kh, kw
+        self.stride, self.padding = check_size(stride, "stride"), check_size(padding, "padding", min_value=0)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         return {f"{self.name}.weight": (self.c_out, self.c_in, self.kh, self.kw), f"{self.name}.bias": (self.c_out,)}

@@ -8,12 +8,13 @@ their **mean** and :meth:`Sequential.loss_and_grad` returns the gradient of that
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .._validation import check_array, check_rng
+from .._validation import check_array, check_dense_size, check_rng, check_size, check_unique
 from ..backend import get_namespace
 from .layers import ACTIVATIONS, Activation, Conv2d, Flatten, Linear
 from .losses import get_loss
@@ -38,11 +39,19 @@ class Sequential:
     def __init__(self, layers: Sequence[Any], loss: str, input_shape: Sequence[int], spec: dict | None = None):
         self.layers = list(layers)
         self.loss_fn = get_loss(loss)
-        self.input_shape = tuple(int(s) for s in input_shape)
+        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or len(input_shape) == 0:
+            raise TypeError(f"`input_shape` must be a non-empty sequence of sizes, e.g. (64,) or (1, 8, 8); got {input_shape!r}.")
+        self.input_shape = tuple(check_size(s, f"input_shape[{i}]") for i, s in enumerate(input_shape))
         self.spec = spec or {}
+        names = [n for layer in self.layers for n in layer.param_shapes()]
+        # two layers called alike would share one parameter, and one gradient would overwrite the other
+        check_unique(names, "parameter names (layer name + '.weight'/'.bias')", "give each layer its own name")
         self.param_shapes: dict[str, tuple[int, ...]] = {}
         for layer in self.layers:
             self.param_shapes.update(layer.param_shapes())
+        total = sum(math.prod(s) for s in self.param_shapes.values())
+        check_dense_size((total,), 8, f"the model's parameters ({len(names)} tensors, {total:,} numbers)",
+                         "Choose smaller layer widths.")
         self.param_layer = {n: layer for layer in self.layers for n in layer.param_shapes()}
         self.n_outputs = self._infer_outputs()
 
@@ -115,6 +124,7 @@ class Sequential:
     # ---------------------------------------------------------------- passes
     def forward(self, params: dict, X):
         """Network output ``z`` ``(N, C)`` and the caches for :meth:`backward`."""
+        self.check_params(params, finite=False)  # names and shapes: a missing key is named, never a KeyError
         caches = []
         x = X
         for layer in self.layers:
@@ -124,6 +134,10 @@ class Sequential:
 
     def backward(self, params: dict, caches: list, g_out, per_example: bool = False) -> dict:
         """Back-propagate ``g_out = dL/dz`` ``(N, C)``; sums over the batch unless ``per_example``."""
+        self.check_params(params, finite=False)
+        if not isinstance(caches, list) or len(caches) != len(self.layers):
+            raise ValueError(f"`caches` must be the list returned by forward() ({len(self.layers)} entries, one per layer); "
+                             f"got {type(caches).__name__}.")
         grads: dict = {}
         g = g_out
         first = self.layers[0]
@@ -183,6 +197,8 @@ class Sequential:
         return self.backward(params, caches, self.loss_fn.grad(z, y), per_example="factored")
 
     def predict(self, params: dict, X):
+        """Network output ``z`` ``(N, C)`` for inputs ``X`` (checked against the model)."""
+        self.check_inputs(X, values=False)
         z, _ = self.forward(params, X)
         return z
 
@@ -190,12 +206,14 @@ class Sequential:
         """Classification accuracy for integer labels; ``None`` for other losses."""
         if not self.loss_fn.integer_labels:
             return None
+        self.check_inputs(X, y, values=False)
         z = self.predict(params, X)
         xp = get_namespace(z)
         return float(xp.mean(xp.astype(xp.argmax(z, axis=1) == y, xp.float64)))
 
     def sample_labels(self, params: dict, X, rng: np.random.Generator, z=None):
         """Labels drawn from the model's predictive distribution ``p(. | x)``."""
+        check_rng(rng)
         if z is None:
             z = self.predict(params, X)
         return self.loss_fn.sample(z, rng)
@@ -210,7 +228,9 @@ def mlp(sizes: Sequence[int], activation: str | Sequence[str] = "tanh", loss: st
     ``activation`` may also be a list with one name per hidden layer (e.g. an autoencoder's linear
     code layer: ``["relu", "identity", "relu"]``). Layers are named ``fc1, fc2, ...``.
     """
-    sizes = [int(s) for s in sizes]
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+        raise TypeError(f"`sizes` must be a list of layer widths, e.g. [64, 32, 10]; got {sizes!r}.")
+    sizes = [check_size(s, f"sizes[{i}]") for i, s in enumerate(sizes)]  # 32.5 is refused, not truncated
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"`sizes` must list at least an input and an output size, all positive; got {sizes}.")
     acts = [activation] * (len(sizes) - 2) if isinstance(activation, str) else list(activation)
@@ -240,9 +260,16 @@ def cnn(
     padding: int = 0,
 ) -> Sequential:
     """Small CNN: ``conv -> act`` per entry of ``channels`` (layers ``conv1, conv2, ...``), flatten, ``fc1``."""
-    if activation not in ACTIVATIONS:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}.")
-    c, h, w = (int(s) for s in input_shape)
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence) or len(input_shape) != 3:
+        raise ValueError(f"`input_shape` must be (channels, height, width); got {input_shape!r}.")
+    c, h, w = (check_size(s, f"input_shape[{i}]") for i, s in enumerate(input_shape))
+    if isinstance(channels, (str, bytes)) or not isinstance(channels, Sequence) or len(channels) == 0:
+        raise ValueError(f"`channels` must be a non-empty list of channel counts, e.g. (8, 16); got {channels!r}.")
+    channels = [check_size(co, f"channels[{i}]") for i, co in enumerate(channels)]
+    n_classes = check_size(n_classes, "n_classes")  # zero classes: no output distribution
+    get_loss(loss)
     layers: list = []
     for i, co in enumerate(channels):
         conv = Conv2d(f"conv{i + 1}", c, int(co), kernel, stride=stride, padding=padding)

@@ -15,11 +15,23 @@ training loop computes the extra backward pass only on statistics steps:
 
 from __future__ import annotations
 
+import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import check_int, check_positive, check_unit_interval
+from .._validation import (
+    check_dense_size,
+    check_int,
+    check_matching_keys,
+    check_opt_state,
+    check_param_dict,
+    check_positive,
+    check_statistics_dtype,
+    check_unit_interval,
+    itemsize_of,
+)
 
 __all__ = ["Optimizer", "apply_updates", "check_hyper"]
 
@@ -46,6 +58,86 @@ class Optimizer:
     needs: Callable[[Any], frozenset] = lambda state: frozenset()
     stat_labels: str = "sampled"
     hyper: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # One door for every optimizer (issue 24): ``init`` refuses parameters whose statistics cannot be held
+        # (float16), whose curvature factors would not fit in memory, or whose damped inverse would overflow;
+        # ``update`` refuses a state made by another optimizer or for other parameters, and gradients that do
+        # not match the parameters, naming them instead of failing with AttributeError/KeyError inside.
+        raw_init, raw_update, raw_needs = self.init, self.update, self.needs
+        state_type = _state_type(raw_init)
+        name, hyper = self.name, self.hyper
+
+        def init(params: dict):
+            check_param_dict(params)
+            _check_curvature(name, hyper, params)
+            return raw_init(params)
+
+        def update(grads: dict, state, params: dict, **extra):
+            check_param_dict(params)
+            check_opt_state(state, state_type, name, params)
+            check_matching_keys(grads, params, "grads")
+            return raw_update(grads, state, params, **extra)
+
+        def needs(state):
+            if state_type is not None and not isinstance(state, state_type):
+                check_opt_state(state, state_type, name, {})
+            return raw_needs(state)
+
+        for attr, fn, raw in (("init", init, raw_init), ("update", update, raw_update), ("needs", needs, raw_needs)):
+            fn.__wrapped__, fn.__doc__ = raw, raw.__doc__
+            object.__setattr__(self, attr, fn)
+
+
+def _state_type(init: Callable) -> type | None:
+    """The state NamedTuple an ``init`` returns, from its return annotation (``None`` if it has none)."""
+    try:
+        t = typing.get_type_hints(init).get("return")
+    except Exception:  # noqa: BLE001  (an unresolvable annotation: no type check, the field checks remain)
+        return None
+    return t if isinstance(t, type) and issubclass(t, tuple) and hasattr(t, "_fields") else None
+
+
+def _factor_dims(name: str, hyper: dict, shape: tuple) -> tuple[list[int], float]:
+    """The sizes of the square curvature factors an optimizer keeps for a parameter of ``shape``, and the
+    power ``q`` of ``1 / damping`` its preconditioner can reach (TNT: one per factor with per-factor damping, 1
+    with the pi-adjusted or exact damping; KFAC: 1; Shampoo: 1/2)."""
+    from ..tensor import tensor_shape  # noqa: PLC0415
+
+    if name in ("tnt", "tnt-ef", "shampoo"):
+        ts = tensor_shape(shape, hyper.get("conv_modes", 3))
+        if name == "shampoo":
+            return list(ts), 0.5
+        return list(ts), (len(ts) if hyper.get("damping_scheme", "per-factor") == "per-factor" else 1.0)
+    if name == "kfac":
+        if len(shape) in (2, 4):
+            return [shape[0], math.prod(shape[1:])], 1.0
+        return [shape[0]], 1.0
+    return [], 0.0
+
+
+def _check_curvature(name: str, hyper: dict, params: dict) -> None:
+    damping = hyper.get("damping")
+    for k, p in params.items():
+        dims, power = _factor_dims(name, hyper, tuple(int(s) for s in p.shape))
+        if not dims:
+            continue
+        check_statistics_dtype(p, f"params[{k!r}]")
+        for d in dims:
+            check_dense_size((d, d), itemsize_of(p), f"{name}'s curvature factor of {k!r} (shape {tuple(p.shape)})",
+                             "Precondition this parameter with another optimizer (sgd, adam), or (tnt, shampoo) view a "
+                             "conv kernel with more modes (conv_modes=3 or 4).")
+        if damping is not None and power > 0:
+            from ..backend import get_namespace  # noqa: PLC0415
+
+            # the damped inverse reaches (1 / damping) ** power; keep 16 orders of magnitude for the gradients
+            limit = math.log10(float(get_namespace(p).finfo(p.dtype).max)) - 16
+            if power * -math.log10(damping) > limit:
+                least = 10 ** (-limit / power)
+                raise ValueError(
+                    f"`damping`={damping:g} is too small for {name} on params[{k!r}] ({p.dtype}, {len(dims)} factors): "
+                    f"its damped inverse reaches (1/damping)**{power:g} = 1e{power * -math.log10(damping):.0f} and "
+                    f"overflows: use more damping: damping >= {least:.1g}.")
 
 
 def apply_updates(params: dict, updates: dict) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import check_param_dict, warn
+from .._validation import check_param_dict, check_positive, warn
 from ..backend import get_namespace
 from ..kronecker import safe_eigh
 from ..tensor import _mode_products, tensor_shape
@@ -49,6 +49,7 @@ def shampoo(
     """Shampoo with EMA statistics and inverse ``2k``-th roots; ``update(grads, state, params)``."""
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
+    floor = check_positive(floor, "floor", allow_zero=True)  # a NaN floor would make every root NaN
     T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, eps, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)
 

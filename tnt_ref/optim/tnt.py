@@ -65,7 +65,7 @@ import numbers
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from .._validation import check_param_dict, check_positive
+from .._validation import check_opt_state, check_param_dict, check_positive
 from ..backend import get_namespace
 from ..kronecker import damped_inverse_factors, safe_eigh
 from ..tensor import _mode_products, outer, tensor_shape
@@ -394,6 +394,9 @@ def theory_step_size(params: dict, *, damping: float, lipschitz: float, grad_bou
 def tnt_warm_start(opt: Optimizer, state: TNTState, params: dict, sampled_grads: Iterable[dict]) -> TNTState:
     """The authors' warm start: ``S_i`` = running mean of ``Gbar_(i) Gbar_(i)^T`` over one pass at
     ``theta_0`` (no updates) [code]; ``sampled_grads`` yields one dict per mini-batch."""
+    if not isinstance(opt, Optimizer) or opt.name not in ("tnt", "tnt-ef"):
+        raise TypeError(f"`opt` must be a tnt or tnt-ef optimizer; got {getattr(opt, 'name', type(opt).__name__)!r}.")
+    check_opt_state(state, TNTState, opt.name, check_param_dict(params))
     scale = opt.hyper["stat_scale"]
     blocks = _blocks(params, opt.hyper.get("bias", "own-tensor"), opt.hyper["conv_modes"])
     total: dict[str, Any] = {}

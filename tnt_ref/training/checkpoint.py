@@ -72,6 +72,29 @@ def save_checkpoint(path: Path, meta: dict, params, state, rng, history) -> None
     atomic_savez(path, **arrays)
 
 
+def history_problem(history) -> str | None:
+    """What is wrong with a run's history (a list of per-epoch dicts with numeric ``epoch``, ``train_loss``,
+    ``wall_time`` and ``process_time``), or ``None`` when it is well formed."""
+    if not isinstance(history, list):
+        return f"the history is a {type(history).__name__}, not a list of epochs"
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            return f"history entry {i} is a {type(row).__name__}, not a dict"
+        for key in ("epoch", "train_loss", "wall_time", "process_time"):
+            v = row.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                return f"history entry {i} has no numeric {key!r}"
+    return None
+
+
+def _malformed(saved, rng_state, history) -> str | None:
+    if not isinstance(saved, dict):
+        return f"its settings are a {type(saved).__name__}, not a dict"
+    if not isinstance(rng_state, dict) or "bit_generator" not in rng_state:
+        return "its random state is not a bit generator's state"
+    return history_problem(history)
+
+
 def load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; run without --resume first.")
@@ -83,6 +106,10 @@ def load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
         history = json.loads(str(arrays["history"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"checkpoint {path} is corrupted or not a tnt-ref checkpoint ({type(err).__name__}: {err}).") from None
+    bad = _malformed(saved, rng_state, history)
+    if bad:
+        raise CheckpointError(f"checkpoint {path} is malformed ({bad}); it was not written by this tnt-ref run. Start a new "
+                              "run with --overwrite, or point --checkpoint at the right file.")
     saved = {"dtype": "float64", "val_size": 0, **saved}  # checkpoints written before these settings existed
     for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model", "dtype", "val_size"):
         if saved.get(key) != meta.get(key):
@@ -98,7 +125,10 @@ def load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
         params[k] = xp.asarray(a, dtype=t.dtype)
     state = _unflatten(state_t, "state/", arrays, xp)
     rng = np.random.default_rng()
-    rng.bit_generator.state = rng_state
+    try:
+        rng.bit_generator.state = rng_state
+    except (TypeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path} has a malformed random state ({err}); start a new run with --overwrite.") from None
     init_loss = saved.get("initial_train_loss")
     if not isinstance(init_loss, (int, float)):
         raise CheckpointError(f"checkpoint {path} lacks the initial training loss (written by an older tnt-ref); "

@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import warn
 from ..files import atomic_write_json
+from .checkpoint import history_problem
 from .runner import run
 from .step import DivergedError
 
@@ -114,6 +116,10 @@ def load_records(runs_dir: str | Path, specs: Sequence[RunSpec]) -> dict:
             try:
                 rec = json.loads(p.read_text())
             except (OSError, ValueError):
+                continue
+            if not isinstance(rec, dict) or history_problem(rec.get("history")) or not isinstance(rec.get("diverged"), bool):
+                warn(f"{p} is not a well-formed run record ({history_problem(rec.get('history')) if isinstance(rec, dict) else type(rec).__name__}); "
+                     "the run is done again and the file replaced.")
                 continue
             if rec.get("spec") == json.loads(json.dumps(s.identity())):
                 done[s] = rec

@@ -11,6 +11,7 @@ protocol import it.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_positive
 from ..backend import namespace_for
 from ..data import load_digits
+from ..files import Outputs
 from ..models import Sequential
 from ..optim import OPTIMIZERS, make_optimizer, tnt_warm_start
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -71,7 +74,17 @@ def _int_arg(value, name: str, low: int = 0) -> int:
     return int(value)
 
 
-def run(
+def run(problem: str, optimizer: str, learning_rate: float, *, checkpoint: str | Path | None = None, **kwargs) -> RunResult:
+    # the checkpoint is owned for the whole run (tnt_ref.files.Outputs): a second run writing the same file at the
+    # same time is refused instead of both finishing with one run's checkpoint lost
+    outs = Outputs()
+    if checkpoint is not None:
+        outs.file(checkpoint, "checkpoint")
+    with outs:
+        return _run(problem, optimizer, learning_rate, checkpoint=checkpoint, **kwargs)
+
+
+def _run(
     problem: str,
     optimizer: str,
     learning_rate: float,
@@ -127,16 +140,17 @@ def run(
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
         raise ValueError(f"`epochs` must be a positive int; got epochs={epochs!r}.")
     epochs = None if epochs is None else int(epochs)
-    if seconds is not None and not seconds > 0:
-        raise ValueError(f"`seconds` must be positive; got seconds={seconds!r}.")
+    if seconds is not None:  # finite: an infinite budget would train forever
+        seconds = check_positive(seconds, "seconds")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
     seed = _int_arg(seed, "seed")
     val_size = _int_arg(val_size, "val_size")
-    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
-        raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
+    if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1 \
+            or not math.isfinite(divergence_factor):
+        raise ValueError(f"`divergence_factor` must be a finite number > 1; got divergence_factor={divergence_factor!r}.")
     kwargs = {**prob.hyper.get(optimizer, {}), **(opt_kwargs or {})}
     opt = make_optimizer(optimizer, learning_rate, **kwargs)
     xp = namespace_for(backend)
@@ -242,6 +256,10 @@ def run(
         if bar is not None:
             bar.close()
     return RunResult(problem, optimizer, float(learning_rate), history, params, config=meta, initial_train_loss=init_loss)
+
+
+run.__doc__ = _run.__doc__
+run.__wrapped__ = _run  # inspect.signature(run) shows every keyword
 
 
 def _warm_start(net, opt, params, state, X, y, m, rng):
