@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -133,6 +134,10 @@ def _append(trace: Trace, entry, idx) -> None:
     trace.sampled.append(sg)
 
 
+class _NoState(NamedTuple):
+    """The empty state of the recording optimizer of :func:`received_grads`."""
+
+
 def received_grads(prob, params: dict, idx) -> dict:
     """The gradient ``train_step`` hands the optimizer at ``params`` for the batch ``idx`` (data labels)."""
     got: list = []
@@ -141,9 +146,9 @@ def received_grads(prob, params: dict, idx) -> dict:
         got.append(grads)
         return {k: np.zeros_like(v) for k, v in params.items()}, state
 
-    probe = Optimizer("probe", lambda params: None, update)
+    probe = Optimizer("probe", lambda params: _NoState(), update)
     idx = np.asarray(idx)
-    train_step(prob.net, probe, params, None, prob.X[idx], prob.y[idx], np.random.default_rng(0))
+    train_step(prob.net, probe, params, _NoState(), prob.X[idx], prob.y[idx], np.random.default_rng(0))
     return got[0]
 
 
