@@ -220,6 +220,8 @@ _KEYS = {
     "tnt-ef": ["momentum", "decay", "damping", "T1", "T2"],
     "kfac": ["momentum", "decay", "damping", "T1", "T2", "weight_decay"],
     "shampoo": ["momentum", "decay", "damping", "T1", "T2", "weight_decay"],
+    "kl-shampoo": ["momentum", "decay", "damping", "T1", "T2", "weight_decay"],
+    "soap": ["b1", "b2", "eps", "decay", "T1", "T2", "weight_decay"],
 }
 
 
@@ -241,7 +243,7 @@ _PARAMS = _NET.init(np.random.default_rng(0))
 
 @FUZZ
 @given(
-    st.sampled_from(["sgd", "tnt", "kfac", "adam", "shampoo"]),
+    st.sampled_from(["sgd", "tnt", "kfac", "adam", "shampoo", "kl-shampoo", "soap"]),
     st.data(),
     st.integers(0, 4),
     st.sampled_from([3, 3, 3, 2]),

@@ -308,24 +308,35 @@ def _power_steps(st, steps: int = 1):
 
 
 # ----------------------------------------------------------------------------- KL-Shampoo
-def _kl_step(st, S, beta: float, damping: float):
-    """One KL-Shampoo step on statistics ``st`` from factors ``S`` (every mode from the old ``S``)."""
+def _kl_step(st, S, beta: float, damping: float, *, checked: bool = True):
+    """One KL-Shampoo step on statistics ``st`` from factors ``S`` (every mode from the old ``S``).
+
+    ``checked=False`` (the optimizer's hot path) reads nothing back to the host: no singularity
+    check and the traces stay arrays (a non-finite result is caught where the roots are taken).
+    """
     xp = get_namespace(*S)
     k, D = len(st.tshape), math.prod(st.tshape)
     invs = []
     for i, s in enumerate(S):
-        with linalg_errors(f"inverting KL-Shampoo's factor {i} (d = {s.shape[0]})",
-                           "it is singular: use damping > 0 (or more samples)."):
+        if not checked:
             inv = xp.linalg.inv(s)
-        if not bool(xp.all(xp.isfinite(inv))):
-            raise ValueError(f"KL-Shampoo's factor {i} is singular; use damping > 0 (or more samples).")
+        else:
+            with linalg_errors(f"inverting KL-Shampoo's factor {i} (d = {s.shape[0]})",
+                               "it is singular: use damping > 0 (or more samples)."):
+                inv = xp.linalg.inv(s)
+            if not bool(xp.all(xp.isfinite(inv))):
+                raise ValueError(f"KL-Shampoo's factor {i} is singular; use damping > 0 (or more samples).")
         invs.append((inv + inv.T) / 2)
-    tr_inv = [float(xp.linalg.trace(v)) for v in invs]
+    tr_inv = [xp.linalg.trace(v) for v in invs]  # 0-d arrays
     out = []
     for i, d in enumerate(st.tshape):
         T = st.mode_moment(i, invs) * (d / D)  # (d_i / D) E[G_(i) (kron_{j != i} S_j^{-1}) G_(i)^T]
         if damping:  # the same step for F + damping I [derived]
-            T = T + damping * (d / D) * math.prod(tr_inv[j] for j in range(k) if j != i) * xp.eye(d, dtype=T.dtype)
+            c = damping * (d / D)
+            for j in range(k):
+                if j != i:
+                    c = c * tr_inv[j]
+            T = T + c * xp.eye(d, dtype=T.dtype)
         out.append(beta * S[i] + (1.0 - beta) * T if beta else T)
     return out
 
