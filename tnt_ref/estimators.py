@@ -57,7 +57,8 @@ from ._validation import (
 from .backend import get_namespace
 from .kronecker import safe_eigh
 from .tensor import _mode_products
-from .tensor_normal import _mode_update_cov, _normalize, _tnt_factors_from_moments
+from .tensor_normal import _normalize, _tnt_factors_from_moments
+from .tensor_normal_mle import _mode_update_cov
 
 __all__ = [
     "psd_power",
@@ -111,12 +112,12 @@ class _Covariance:
         self.tshape = tuple(int(d) for d in tshape)
 
     def mode_moment(self, i: int, W=None):
-        """The partial trace ``tr_{l != i}[F (I_i kron_{l != i} W_l)]`` ``(d_i, d_i)``."""
+        """The partial trace ``tr_{l != i}[F (I_i kron_{l != i} W_l)]`` ``(d_i, d_i)`` (the MLE's, without ``d_i / D``)."""
         xp = get_namespace(self.F)
-        k, D = len(self.tshape), math.prod(self.tshape)
+        D = math.prod(self.tshape)
         if W is None:
             W = [xp.eye(d, dtype=self.F.dtype) for d in self.tshape]
-        return _mode_update_cov(self.F, W, i, self.tshape) * (D / self.tshape[i])  # the flip-flop's, without d_i/D
+        return _mode_update_cov(self.F, W, i, self.tshape) * (D / self.tshape[i])
 
     def inner_kron(self, U) -> float:
         """``tr(F kron U_i)`` by mode products on the column modes (``U_i`` symmetric)."""
