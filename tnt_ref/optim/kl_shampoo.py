@@ -41,9 +41,10 @@ from typing import NamedTuple
 
 from .._validation import check_param_dict, warn
 from ..backend import get_namespace
-from ..estimators import _kl_init, _kl_step, _Samples, psd_power
-from ..fisher import tensor_shape
-from ..tensor import _mode_products
+from ..estimators.kl_shampoo import _kl_init, _kl_step
+from ..estimators.shampoo import psd_power
+from ..estimators.statistics import _Samples
+from ..tensor import _mode_products, tensor_shape
 from .base import Optimizer, check_hyper
 
 __all__ = ["KLShampooState", "kl_shampoo"]

@@ -43,9 +43,8 @@ from typing import NamedTuple
 
 from .._validation import check_param_dict, check_positive, check_unit_interval, warn
 from ..backend import get_namespace
-from ..fisher import tensor_shape
 from ..kronecker import safe_eigh
-from ..tensor import _mode_products
+from ..tensor import _mode_products, tensor_shape
 from ..tensor_normal import _mode_moments
 from .base import Optimizer, check_hyper
 
