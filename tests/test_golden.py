@@ -256,6 +256,22 @@ def test_shampoo_roots_and_ema_match_dense_reference():
         assert _close(got[t], ref[t]) < 1e-8, t
 
 
+def _kl_dense_step(S, G, beta, kappa):
+    """``S_i <- beta S_i + (1-beta) [(d_i/D) G_(i) (kron_{j != i} S_j^{-1}) G_(i)^T + kappa (d_i/D) prod_{j != i} tr S_j^{-1} I]``
+    by explicit unfoldings, dense ``kron`` and ``numpy.linalg.inv``, every mode from the old factors."""
+    ts = G.shape
+    kk, D = len(ts), math.prod(ts)
+    inv = [np.linalg.inv(s) for s in S]
+    new = []
+    for i, d in enumerate(ts):
+        others = [j for j in range(kk) if j != i]
+        Wk = kron(*[inv[j] for j in others]) if others else np.ones((1, 1))
+        T = (d / D) * (_unfold(G, i) @ Wk @ _unfold(G, i).T)
+        T = T + kappa * (d / D) * math.prod(np.trace(inv[j]) for j in others) * np.eye(d)
+        new.append(beta * S[i] + (1 - beta) * T)
+    return new
+
+
 def dense_kl_shampoo_reference(net, params, X, y, steps, *, lr, mu, beta, kappa, T1, T2, gamma):
     """KL-Shampoo from the definitions [LLD+26]: the first statistics step is spec section 3's TNT formula on
     the damped moments ``S_i + kappa (D/d_i) I``; later ones
@@ -273,15 +289,7 @@ def dense_kl_shampoo_reference(net, params, X, y, steps, *, lr, mu, beta, kappa,
             if t % T1 == 0 and t == 0:
                 S[k] = _tnt_U([m + kappa * (D / d) * np.eye(d) for m, d in zip(_moments(G), ts)], ts)
             elif t % T1 == 0:
-                inv = [np.linalg.inv(s) for s in S[k]]
-                new = []
-                for i, d in enumerate(ts):
-                    others = [j for j in range(kk) if j != i]
-                    Wk = kron(*[inv[j] for j in others]) if others else np.ones((1, 1))
-                    T = (d / D) * (_unfold(G, i) @ Wk @ _unfold(G, i).T)
-                    T = T + kappa * (d / D) * math.prod(np.trace(inv[j]) for j in others) * np.eye(d)
-                    new.append(beta * S[k][i] + (1 - beta) * T)
-                S[k] = new
+                S[k] = _kl_dense_step(S[k], G, beta, kappa)
             if t % (T1 if t < T2 else T2) == 0:
                 P[k] = np.real(scipy.linalg.fractional_matrix_power(kron(*S[k]), -0.5))
         params = {k: (1 - lr * gamma) * p - lr * (P[k] @ v[k].reshape(-1)).reshape(p.shape) for k, p in params.items()}
@@ -421,6 +429,79 @@ def test_ladder_batch_mean_scale_estimates_F():
     assert 0.8 < tr_bm / np.trace(F) < 1.25, tr_bm / np.trace(F)  # 1/m = 0.0625 or m = 16 would be far off
     assert 0.8 < tr_pe / np.trace(F) < 1.25, tr_pe / np.trace(F)
     assert set(METHODS) == {r["method"] for r in res.rows}
+    # KL-Shampoo's online estimate runs on sqrt(m) Gbar: its trace is F's plus the damping's, not m or 1/m times it
+    D = F.shape[0]
+    tr_kl = float(np.sum(res.spectra["fc1.weight"]["kl-shampoo-batch-mean"]))
+    assert 0.8 < tr_kl / (np.trace(F) + 1e-2 * D) < 1.25, tr_kl / (np.trace(F) + 1e-2 * D)
+
+
+def _ladder_case():
+    rng = np.random.default_rng(5)
+    net = mlp([5, 4, 3], "tanh", "softmax_cross_entropy")
+    params = {k: v + 0.5 * rng.standard_normal(v.shape) for k, v in net.init(rng).items()}
+    X, y = rng.standard_normal((20, 5)), rng.integers(0, 3, 20)
+    return net, params, X, y
+
+
+def test_ladder_shampoo_family_rows_against_dense_formulas():
+    """The rows of issue 26 recomputed from the dense block with explicit partial traces: Shampoo's fractional
+    power (trace-matched), the Frobenius projection onto ``kron S_i`` (one power step), SOAP's rotated diagonal
+    in the eigenbasis of ``S_i``, and the MLE of ``F + lam I`` (KL-Shampoo's fixed point)."""
+    net, params, X, y = _ladder_case()
+    lam = 1e-2
+    res = approximation_ladder(net, params, X, y, np.random.default_rng(1), damping=lam, batch_size=5, n_mc=1,
+                               names=["fc1.weight"], methods=["shampoo-exact", "shampoo2", "soap", "kl-shampoo"])
+    F = exact_fisher_blocks(net, params, X, names=["fc1.weight"])["fc1.weight"]
+    g = net.loss_and_grad(params, X, y)[1]["fc1.weight"].reshape(-1)
+    T = F.reshape(4, 5, 4, 5)
+    S1, S2 = np.einsum("ajbj->ab", T), np.einsum("jajb->ab", T)  # partial traces: the exact mode moments
+    R1, R2 = (np.real(scipy.linalg.fractional_matrix_power(s, 0.5)) for s in (S1, S2))
+    K = kron(S1, S2)
+    Q = kron(np.linalg.eigh(S1)[1], np.linalg.eigh(S2)[1])
+    want = {
+        "shampoo-exact": kron(R1, R2) * np.trace(F) / (np.trace(R1) * np.trace(R2)),
+        "shampoo2": K * np.sum(F * K) / np.sum(K * K),
+        "soap": (Q * np.diag(Q.T @ F @ Q)) @ Q.T,
+        "kl-shampoo": kron(*mle(covariance=F + lam * np.eye(20), shape=(4, 5), tol=0.0, max_iter=3000).factors),
+    }
+    rows = {r["method"]: r for r in res.rows}
+    assert set(rows) == set(want)
+    for m, K_m in want.items():
+        ref = compare_to_exact(F, K_m, g, lam)
+        for key in ("rel_error", "kl", "cosine"):
+            assert rows[m][key] == pytest.approx(ref[key], rel=1e-6), (m, key)  # mle's own stopping rule: ~1e-8
+    assert rows["shampoo2"]["rel_error"] < rows["shampoo-exact"]["rel_error"]  # the two are not the same matrix
+
+
+def test_ladder_kl_shampoo_batch_mean_replays_its_stream():
+    """``kl-shampoo-batch-mean`` replayed: the ladder's draws in its order (per pass: labels for the per-example
+    statistics, a permutation, labels per mini-batch), each mini-batch mean gradient times ``sqrt(m)``, the first
+    as spec section 3's TNT formula on the damped moments, then ``_kl_dense_step`` with the running-mean weight
+    ``t / (t + 1)``."""
+    net, params, X, y = _ladder_case()
+    lam, m, n_mc, n = 1e-2, 5, 3, X.shape[0]
+    res = approximation_ladder(net, params, X, y, np.random.default_rng(1), damping=lam, batch_size=m, n_mc=n_mc,
+                               names=["fc1.weight"], methods=["kl-shampoo-batch-mean"])
+    rng, S, t = np.random.default_rng(1), None, 0
+    for _ in range(n_mc):
+        net.sample_labels(params, X, rng)  # the per-example statistics' draw
+        perm = rng.permutation(n)
+        for b in range(n // m):
+            Xb = X[perm[b * m : (b + 1) * m]]
+            G = net.loss_and_grad(params, Xb, net.sample_labels(params, Xb, rng))[1]["fc1.weight"] * math.sqrt(m)
+            if S is None:
+                S = _tnt_U([s + lam * (20 / d) * np.eye(d) for s, d in zip(_moments(G), (4, 5))], (4, 5))
+            else:
+                S = _kl_dense_step(S, G, t / (t + 1), lam)
+            t += 1
+    F = exact_fisher_blocks(net, params, X, names=["fc1.weight"])["fc1.weight"]
+    g = net.loss_and_grad(params, X, y)[1]["fc1.weight"].reshape(-1)
+    ref = compare_to_exact(F, kron(*S), g, lam)
+    row = res.rows[0]
+    for key in ("rel_error", "kl", "cosine"):
+        assert row[key] == pytest.approx(ref[key], rel=1e-9), key
+    np.testing.assert_allclose(res.spectra["fc1.weight"]["kl-shampoo-batch-mean"],
+                               np.sort(np.linalg.eigvalsh(kron(*S)))[::-1], rtol=1e-9, atol=1e-15)
 
 
 def _kl_dense(A, B):

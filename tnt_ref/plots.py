@@ -21,6 +21,11 @@ _COLORS = {  # distinct hues (tab10), so that neighbouring methods can be told a
     "kfac": "#d62728",
     "shampoo": "#9467bd",
     "diagonal": "#7f7f7f",
+    "shampoo-exact": "#c5b0d5",
+    "shampoo2": "#e377c2",
+    "soap": "#17becf",
+    "kl-shampoo": "#98df8a",
+    "kl-shampoo-batch-mean": "#c49c94",
     "exact": "black",
 }
 
@@ -45,7 +50,8 @@ def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = 
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     err = {(r["layer"], r["method"]): r["rel_error"] for r in rows}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(14.0, 7.0 + 0.05 * len(layers) * len(methods)), 5),
+                                   gridspec_kw={"width_ratios": [max(1.0, len(layers) * len(methods) / 80), 1]})
     width = 0.8 / len(methods)
     x = np.arange(len(layers))
     for j, m in enumerate(methods):
@@ -71,7 +77,7 @@ def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = 
 
 
 _OPT_COLORS = {"tnt": "#1f77b4", "tnt-ef": "#17becf", "sgd": "#ff7f0e", "adam": "#2ca02c", "kfac": "#d62728",
-               "shampoo": "#9467bd"}
+               "shampoo": "#9467bd", "kl-shampoo": "#e377c2", "soap": "#bcbd22"}
 
 
 def _band(values: np.ndarray, level: float = 0.95):

@@ -166,6 +166,16 @@ class LowRankBlock:
         R = self.a if Q is None else self.a @ Q[1]  # (n, in)
         return float(np.sum(((P * P) @ M) * (R * R)[:, None, :])) / self.n
 
+    def rotated_diag(self, Q) -> np.ndarray:
+        """``diag((kron Q_i)^T F (kron Q_i)) = (1/n) sum_j (X_j x_1 Q_1^T ... x_k Q_k^T)^2`` as a tensor ``tshape``
+        (SOAP's second moment, :mod:`tnt_ref.estimators`); for a linear weight ``(1/n) sum_{i,c} (Q_1^T delta)^2 (Q_2^T a)^2``."""
+        if not self.outer:
+            Y = _mode_products(self.X, [q.T for q in Q], offset=1)
+            return np.sum(Y * Y, axis=0) / self.n
+        P = self.delta @ Q[0]  # (n, C, out)
+        R = self.a @ Q[1]  # (n, in)
+        return np.sum(P * P, axis=1).T @ (R * R) / self.n  # (out, in)
+
     def vt(self, g) -> np.ndarray:
         """``V^T vec(g)`` ``(N,)``."""
         if not self.outer:
@@ -236,7 +246,8 @@ def _kron_eig(U):
 
 
 def lowrank_metrics(blk: LowRankBlock, ex: ExactSide, approx, g, damping: float) -> dict:
-    """:func:`tnt_ref.fisher.ladder.compare_to_exact` for ``approx = ("kron", [U_i])`` or ``("diag", d)``, block-free."""
+    """:func:`tnt_ref.fisher.ladder.compare_to_exact` for ``approx = ("kron", [U_i])``, ``("diag", d)`` or
+    ``("eigen", (Q, v))`` (``(kron Q_i) diag(vec v) (kron Q_i)^T``, SOAP's), block-free."""
     kind, val = approx
     lam, D = float(damping), blk.D
     if kind == "kron":
@@ -250,8 +261,12 @@ def lowrank_metrics(blk: LowRankBlock, ex: ExactSide, approx, g, damping: float)
         d = np.asarray(val, dtype=np.float64).reshape(blk.tshape)
         inner, normK2 = float(np.sum(d * blk.diag())), float(np.sum(d * d))
         Q, eig = None, d
+    elif kind == "eigen":  # <F, Q diag(v) Q^T> = <diag(Q^T F Q), v>
+        Q = [np.asarray(q, dtype=np.float64) for q in val[0]]
+        eig = np.asarray(val[1], dtype=np.float64).reshape(blk.tshape)
+        inner, normK2 = blk.quad_inv(Q, eig), float(np.sum(eig * eig))
     else:
-        raise ValueError(f"unknown approximation kind {kind!r}; expected 'kron' or 'diag'.")
+        raise ValueError(f"unknown approximation kind {kind!r}; expected 'kron', 'diag' or 'eigen'.")
     rel = math.sqrt(max(ex.norm2 - 2 * inner + normK2, 0.0) / ex.norm2)
     if float(np.min(eig)) + lam <= 0:  # K + lam I indefinite: no Gaussian to compare with
         return {"rel_error": rel, "kl": float("inf"), "cosine": float("nan")}

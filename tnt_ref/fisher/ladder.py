@@ -1,14 +1,16 @@
 """Every Kronecker approximation of each exact Fisher block, with its metrics (spec sections 4, 5, 9).
 
 * :func:`approximation_ladder` — TNT (exact moments, per-example samples, batch-mean samples),
-  tensor-normal MLE, Frobenius-optimal Kronecker, KFAC, Shampoo-implied and diagonal, against the
-  exact block: relative Frobenius error, KL, preconditioned-gradient cosine and spectra. It chooses,
+  tensor-normal MLE, Frobenius-optimal Kronecker, KFAC, Shampoo-implied, diagonal, and the Shampoo
+  family of :mod:`tnt_ref.estimators` (Shampoo on exact moments, Shampoo^2, SOAP, KL-Shampoo's fixed
+  point and its online estimate), against the exact block: relative Frobenius error, KL,
+  preconditioned-gradient cosine and spectra. It chooses,
   per tensor, the dense exact block (:mod:`tnt_ref.fisher.blocks`) or the block-free Gram path
   (:mod:`tnt_ref.fisher.gram`).
 * :func:`compare_to_exact` — the metrics of one approximation against one dense block.
 
-The top room of :mod:`tnt_ref.fisher`: it imports ``statistics``, ``blocks`` and ``gram``; none of
-them imports it.
+The top room of :mod:`tnt_ref.fisher`: it imports ``statistics``, ``blocks`` and ``gram`` (and the
+estimators outside the package); none of them imports it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import scipy.linalg
 
 from .._validation import check_int, check_positive
 from ..backend import get_namespace, to_numpy
-from ..kronecker import frobenius_kron_fit, safe_eigh
+from ..estimators.kl_shampoo import _kl_fixed_point, _kl_init, _kl_step
+from ..estimators.shampoo import _power_steps, _shampoo_from_moments, _soap, psd_power
+from ..estimators.statistics import _Covariance, _Samples
+from ..kronecker import frobenius_kron_fit
 from ..models.network import Sequential
 from ..tensor import kron, tensor_shape
-from ..tensor_normal import tnt_factors_from_moments
+from ..tensor_normal import _normalize, tnt_factors_from_moments
 from ..tensor_normal_mle import mle
 from . import gram as fg
 from .blocks import (
@@ -49,11 +54,6 @@ def _mle_block(F, tshape, damping: float):
         except (ValueError, np.linalg.LinAlgError):
             continue
     raise ValueError(f"the tensor-normal MLE of a block of shape {tshape} failed even with damping {damping}.")
-
-
-def _matrix_power_psd(u, power: float):
-    lam, Q = safe_eigh(u, floor=0.0)
-    return (Q * lam**power) @ Q.T
 
 
 def compare_to_exact(F, F_hat, g, damping: float) -> dict:
@@ -86,8 +86,12 @@ def compare_to_exact(F, F_hat, g, damping: float) -> dict:
     }
 
 
-#: Methods of the approximation ladder, in table order.
-METHODS = ("tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo", "diagonal")
+#: Methods of the approximation ladder, in table order (the Shampoo family of issue 26 after the first eight).
+METHODS = ("tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo", "diagonal",
+           "shampoo-exact", "shampoo2", "soap", "kl-shampoo", "kl-shampoo-batch-mean")
+
+#: Stopping rule of KL-Shampoo's fixed point in the ladder (largest relative change of a factor).
+KL_TOL = 1e-10
 
 
 @dataclass
@@ -143,8 +147,27 @@ def approximation_ladder(
         ``kron_i L_i^{1/k}`` from empirical per-example moments ``L_i``, trace-matched to ``F``.
     ``diagonal``
         ``diag(F)`` (Adam-like).
+    ``shampoo-exact``
+        Shampoo's ``kron_i S_i^{1/k}`` from the exact mode moments, trace-matched
+        (:func:`~tnt_ref.estimators.shampoo_factors_from_moments`): the power, not the statistics.
+    ``shampoo2``
+        one power step toward the Frobenius-optimal product from identities, with its Frobenius
+        scale (:func:`~tnt_ref.estimators.power_step_factors`; with the trace scale it is ``tnt-exact``).
+    ``soap``
+        SOAP's ``Q diag(diag(Q^T F Q)) Q^T`` with ``Q`` the eigenvectors of the exact mode moments
+        (:func:`~tnt_ref.estimators.soap_factors`): Adam's exact second moment in Shampoo's eigenbasis.
+    ``kl-shampoo``
+        KL-Shampoo's fixed point on the exact statistics with its damping ``kappa = damping``: the
+        MLE of ``F + damping I``, reached by iterating its step (:func:`~tnt_ref.estimators.kl_shampoo_factors`,
+        ``beta = (k-1)/k``, until no factor moves by more than :data:`KL_TOL`).
+    ``kl-shampoo-batch-mean``
+        KL-Shampoo's step run over the same mini-batch mean gradients as ``tnt-batch-mean``
+        (multiplied by ``sqrt(m)`` to the per-example scale), one step per mini-batch with weights
+        ``1/t`` (a running mean, as ``tnt-batch-mean`` weights its batches equally), damping ``damping``.
 
-    Metrics by :func:`compare_to_exact` with ``g`` the mini-batch gradient on ``(X, y)``.
+    Every row is an estimate of ``F`` itself, whatever power its optimizer applies to it (Adam, SOAP,
+    Shampoo and KL-Shampoo precondition with ``-1/2``, TNT and KFAC with ``-1``). Metrics by
+    :func:`compare_to_exact` with ``g`` the mini-batch gradient on ``(X, y)``.
 
     ``exact`` chooses how the exact block enters the metrics, per parameter tensor: ``"dense"``
     forms the ``(D, D)`` block (refused above ``max_block_bytes``); ``"gram"`` never forms it and
@@ -194,6 +217,8 @@ def approximation_ladder(
     # sampled-label statistics, accumulated as mode-moment sums (never the per-example stack)
     per_ex = {nm: [0.0] * len(shapes[nm]) for nm in names}
     batch = {nm: [0.0] * len(shapes[nm]) for nm in names}
+    kl_online: dict = {}  # KL-Shampoo's factors, one step per mini-batch (kl-shampoo-batch-mean)
+    online = "kl-shampoo-batch-mean" in methods
     n_batches = 0
     say(f"sampled labels: {n_mc} draws per input, mini-batches of {batch_size}")
     for _ in range(n_mc):
@@ -209,6 +234,11 @@ def approximation_ladder(
             _, gb = net._loss_and_grad(params, Xb, net.sample_labels(params, Xb, rng))
             for nm in names:
                 batch[nm] = [a + b_ for a, b_ in zip(batch[nm], _sum_moments(gb[nm][None], shapes[nm], 1))]
+                if online:  # the batch-mean gradient at per-example scale: sqrt(m) Gbar has covariance F_batch
+                    st = _Samples(np.asarray(to_numpy(gb[nm]), dtype=np.float64).reshape(1, *shapes[nm])
+                                  * math.sqrt(batch_size))
+                    kl_online[nm] = (_kl_init(st, damping) if nm not in kl_online else
+                                     _kl_step(st, kl_online[nm], n_batches / (n_batches + 1), damping))
             n_batches += 1
     out = LadderResult()
     for nm in names:
@@ -239,11 +269,25 @@ def approximation_ladder(
         elif k == 1:
             approx["kfac"] = ("dense", F)
         L = _host(L_emp[nm])
-        sh = [_matrix_power_psd(li, 1.0 / k) for li in L]
+        sh = [psd_power(li, 1.0 / k) for li in L]
         tr_sh = math.prod(float(np.trace(u)) for u in sh)
         tr_F = float(np.trace(F)) if blk is None else float(np.sum(blk.diag()))
         approx["shampoo"] = ("kron", [sh[0] * (tr_F / tr_sh), *sh[1:]] if tr_sh > 0 else sh)
         approx["diagonal"] = ("diag", np.diag(F).copy() if blk is None else blk.diag().reshape(-1))
+        st = _Covariance(F, tshape) if blk is None else blk  # the exact statistics of the Shampoo family
+        if "shampoo-exact" in methods:
+            approx["shampoo-exact"] = ("kron", _shampoo_from_moments(_host(moments[nm])))
+        if "shampoo2" in methods:
+            approx["shampoo2"] = ("kron", _power_steps(st))
+        if "soap" in methods:
+            approx["soap"] = ("eigen", _soap(st))
+        if "kl-shampoo" in methods:
+            res = _kl_fixed_point(st, damping, (k - 1) / k, tol=KL_TOL)
+            say(f"{nm}: KL-Shampoo's fixed point after {res.n_steps} steps"
+                + ("" if res.converged else f" (NOT converged: last change {res.changes[-1]:.2g})"))
+            approx["kl-shampoo"] = ("kron", res.factors)
+        if nm in kl_online:
+            approx["kl-shampoo-batch-mean"] = ("kron", _normalize(kl_online[nm]))
         if blk is None:
             out.spectra[nm] = {"exact": _top(np.linalg.eigvalsh(F))}
         else:
@@ -280,6 +324,8 @@ def _spectrum_of(kind, val):
         return _top(lam)
     if kind == "diag":
         return _top(val)
+    if kind == "eigen":  # (kron Q_i) diag(v) (kron Q_i)^T: the eigenvalues are v
+        return _top(val[1])
     return _top(np.linalg.eigvalsh((val + val.T) / 2))
 
 
@@ -288,6 +334,9 @@ def _dense_of(kind, val):
         return kron(*val)
     if kind == "diag":
         return np.diag(np.asarray(val).reshape(-1))
+    if kind == "eigen":
+        Q = kron(*val[0])
+        return (Q * np.asarray(val[1]).reshape(-1)) @ Q.T
     return val
 
 

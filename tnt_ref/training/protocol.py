@@ -133,10 +133,9 @@ def compare(
         base = {**prob.hyper.get(o, {})}
         import inspect  # noqa: PLC0415
 
-        from .. import optim  # noqa: PLC0415
+        from ..optim import factory  # noqa: PLC0415
 
-        fn = optim.tnt if o == "tnt-ef" else getattr(optim, o)
-        accepted = set(inspect.signature(fn).parameters)
+        accepted = set(inspect.signature(factory(o)).parameters)
         kw = {k: v for k, v in opt_kwargs.items() if k in accepted}
         if damping is not None:
             kw["damping"] = float(damping)
