@@ -100,6 +100,10 @@ MUTATIONS: list[Mutation] = [
     M("soap-opt-v-unrotated", "tnt_ref/optim/soap.py", "nu[k] = b2 * state.nu[k] + (1 - b2) * g_rot * g_rot", "nu[k] = b2 * state.nu[k] + (1 - b2) * xp.reshape(grads[k], ts) ** 2", GOLD, OPT),
     M("soap-opt-eigh-every-basis-step", "tnt_ref/optim/soap.py", "basis = {k: _eigenbasis(L, state.basis[k], t == 0, k)", "basis = {k: _eigenbasis(L, state.basis[k], True, k)", GOLD, OPT),
     M("soap-opt-no-bias-correction", "tnt_ref/optim/soap.py", "n_rot = (m_rot / c1) / (xp.sqrt(nu[k] / c2) + eps)", "n_rot = m_rot / (xp.sqrt(nu[k]) + eps)", GOLD, OPT),
+    M("ladder-kl-online-constant-weight", "tnt_ref/fisher/ladder.py", "n_batches / (n_batches + 1), damping)", "0.9, damping)", GOLD, FISH),
+    M("ladder-kl-online-scale-m", "tnt_ref/fisher/ladder.py", "* math.sqrt(batch_size))", "* batch_size)", GOLD, FISH),
+    M("gram-eigen-inner-unrotated", "tnt_ref/fisher/gram.py", "inner, normK2 = blk.quad_inv(Q, eig), float(np.sum(eig * eig))", "inner, normK2 = float(np.sum(eig * blk.diag())), float(np.sum(eig * eig))", "pytest tests/test_fisher_gram.py", FISH),
+    M("gram-rotated-diag-unrotated", "tnt_ref/fisher/gram.py", "P = self.delta @ Q[0]  # (n, C, out)", "P = self.delta  # (n, C, out)", "pytest tests/test_fisher_gram.py", FISH),
     # --- Adam, SGD
     M("adam-c2-b1", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1 - b1**t, 1 - b1**t", GOLD, OPT),
     M("adam-no-bias-correction", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1.0, 1.0", GOLD, OPT),

@@ -10,10 +10,11 @@ from ._args import nonneg_int, positive_float, positive_int
 def _cmd_fisher(args) -> int:
     from pathlib import Path  # noqa: PLC0415
 
+    from ..experiments import COMPARE_MODELS  # noqa: PLC0415
     from ..files import Outputs, atomic_write_json, prepare_output_dir  # noqa: PLC0415
 
     out = prepare_output_dir(Path(args.out), "--out")  # at the door: a bad folder fails before any work
-    models = ["mlp", "cnn"] if args.model == "both" else [args.model]
+    models = {"both": ["mlp", "cnn"], "compare": list(COMPARE_MODELS)}.get(args.model, [args.model])
     outs = Outputs()  # the files this run writes, locked; an earlier run's are replaced only with --overwrite
     for model in models:
         for ext in ("json", "png"):
@@ -48,8 +49,9 @@ def _run(args, out, models) -> int:
 
 def add_parsers(sub) -> None:
     fis = sub.add_parser("fisher", help="compare every Kronecker approximation with the exact block Fisher")
-    fis.add_argument("--model", choices=["mlp", "cnn", "autoencoder-wide", "both"], default="both",
-                     help="both = mlp and cnn")
+    fis.add_argument("--model", choices=["mlp", "cnn", "autoencoder-wide", "both", "compare", "compare-autoencoder",
+                                         "compare-mlp", "compare-cnn"], default="both",
+                     help="both = mlp and cnn; compare = the networks of the three `tnt-ref compare` problems")
     fis.add_argument("--exact", choices=["dense", "gram", "auto"], default="auto",
                      help="exact block: dense (D x D), gram (block-free, from V^T V), auto (dense when it fits)")
     fis.add_argument("--n", type=positive_int, default=300, help="number of digits images (2..1497)")
