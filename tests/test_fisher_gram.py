@@ -12,7 +12,7 @@ from tnt_ref.models import cnn, mlp
 from tnt_ref.tensor import kron
 from tnt_ref.tensor_normal_mle import mle
 
-METRICS = ("rel_error", "kl", "cosine")
+METRICS = ("rel_error", "kl", "kl_proj", "cosine")
 #: The Shampoo family's rows (issue 26): each must agree between the dense and the gram path.
 NEW = ("shampoo-exact", "shampoo2", "soap", "kl-shampoo", "kl-shampoo-batch-mean")
 #: ||F - K||_F / ||F||_F by ||F||^2 - 2<F,K> + ||K||^2 cancels near an exact fit: absolute floor ~ sqrt(eps).
@@ -119,8 +119,12 @@ def _assert_same_rows(dense, gram):
     assert [(r["layer"], r["method"]) for r in dense.rows] == [(r["layer"], r["method"]) for r in gram.rows]
     for a, b in zip(dense.rows, gram.rows):
         for m in METRICS:
+            if a[m] == b[m] == np.inf:  # kl_proj of a singular estimate (a softmax layer's 1^T G = 0), on both paths
+                continue
             atol = REL_ERROR_FLOOR if m == "rel_error" else 1e-12
-            assert abs(a[m] - b[m]) <= 1e-9 * abs(a[m]) + atol, (a["layer"], a["method"], m, a[m], b[m])
+            # kl_proj of a nearly singular estimate carries round-off of about eps times its condition number
+            rtol = 1e-7 if m == "kl_proj" else 1e-9
+            assert abs(a[m] - b[m]) <= rtol * abs(a[m]) + atol, (a["layer"], a["method"], m, a[m], b[m])
 
 
 def _ladders(net, params, X, y, **kw):

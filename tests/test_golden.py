@@ -473,6 +473,24 @@ def test_ladder_shampoo_family_rows_against_dense_formulas():
     assert rows["shampoo2"]["rel_error"] < rows["shampoo-exact"]["rel_error"]  # the two are not the same matrix
 
 
+def test_kl_shampoo_row_minimizes_kl_proj_among_kronecker_rows():
+    """``kl_proj = KL(N(0, F + lam I) || N(0, F_hat))`` is the objective KL-Shampoo's damped fixed point minimizes over
+    Kronecker products (spec section 4), so no Kronecker row of the ladder goes below it [derived]; the MLE of the
+    undamped ``F`` (the ``mle`` row) does not minimize it."""
+    net, params, X, y = _ladder_case()
+    res = approximation_ladder(net, params, X, y, np.random.default_rng(1), damping=0.05, batch_size=5, n_mc=2,
+                               names=["fc1.weight"])
+    rows = {r["method"]: r for r in res.rows}
+    best = rows["kl-shampoo"]["kl_proj"]
+    kron_rows = ["tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo",
+                 "shampoo-exact", "shampoo2", "kl-shampoo-batch-mean"]
+    for m in kron_rows:
+        assert rows[m]["kl_proj"] >= best * (1 - 1e-9), (m, rows[m]["kl_proj"], best)
+    assert rows["mle"]["kl_proj"] > best * (1 + 1e-6)
+    # the ladder's damped KL is another objective: there the damped fixed point is not the minimum here
+    assert min(rows[m]["kl"] for m in kron_rows) < rows["kl-shampoo"]["kl"]
+
+
 def test_ladder_kl_shampoo_batch_mean_replays_its_stream():
     """``kl-shampoo-batch-mean`` replayed: the ladder's draws in its order (per pass: labels for the per-example
     statistics, a permutation, labels per mini-batch), each mini-batch mean gradient times ``sqrt(m)``, the first

@@ -176,6 +176,8 @@ def fisher_study(
             "warmup_lr": lr,
             "exact": exact,
         },
-        "rows": res.rows,
+        # JSON has no infinity: a metric that is not finite (kl_proj of a singular estimate, the cosine of an
+        # indefinite one) is written as null
+        "rows": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in res.rows],
         "spectra": {nm: {m: [float(v) for v in lam] for m, lam in d.items()} for nm, d in res.spectra.items()},
     }

@@ -37,10 +37,13 @@ def _run(args, out, models) -> int:
 
         res = fisher_study(model, n=args.n, damping=args.damping, seed=args.seed, conv_modes=args.conv_modes,
                            exact=args.exact, log=log)
-        print(f"{'layer':<14} {'method':<16} {'rel. error':>10} {'KL':>10} {'cos(dir)':>9} {'exact':>6}")
+        print(f"{'layer':<14} {'method':<22} {'rel. error':>10} {'KL':>10} {'KL proj.':>10} {'cos(dir)':>9} {'exact':>6}")
+        def num(v, fmt):  # null in the JSON: not finite (an infinite KL, an undefined cosine)
+            return format(v, fmt) if v is not None else format("inf/nan", fmt.split(".")[0])
+
         for r in res["rows"]:
-            print(f"{r['layer']:<14} {r['method']:<16} {r['rel_error']:>10.3g} {r['kl']:>10.3g} {r['cosine']:>9.4f}"
-                  f" {r['exact_path']:>6}")
+            print(f"{r['layer']:<14} {r['method']:<22} {num(r['rel_error'], '>10.3g')} {num(r['kl'], '>10.3g')} "
+                  f"{num(r['kl_proj'], '>10.3g')} {num(r['cosine'], '>9.4f')} {r['exact_path']:>6}")
         js = atomic_write_json(out / f"fisher_{model}.json", res)
         fig = plot_ladder(res["rows"], res["spectra"], out / f"fisher_{model}.png", title=f"{model} on digits, n={args.n}")
         print(f"wrote {js} and {fig} ({time.perf_counter() - t0:.1f} s)\n", flush=True)

@@ -52,6 +52,9 @@ DEFAULT_MAX_V_BYTES = 1 << 30
 
 _LOG_2PI = math.log(2 * math.pi)
 
+#: As :data:`tnt_ref.fisher.ladder.SINGULAR_RTOL` (defined here, the lower room, and imported there).
+SINGULAR_RTOL = 100 * float(np.finfo(np.float64).eps)
+
 #: Largest cache of per-input moments ``G_i`` ``(n, out, out)`` kept by a factored block.
 _GI_BYTES = 3 << 30
 
@@ -268,16 +271,25 @@ def lowrank_metrics(blk: LowRankBlock, ex: ExactSide, approx, g, damping: float)
     else:
         raise ValueError(f"unknown approximation kind {kind!r}; expected 'kron', 'diag' or 'eigen'.")
     rel = math.sqrt(max(ex.norm2 - 2 * inner + normK2, 0.0) / ex.norm2)
-    if float(np.min(eig)) + lam <= 0:  # K + lam I indefinite: no Gaussian to compare with
-        return {"rel_error": rel, "kl": float("inf"), "cosine": float("nan")}
+
+    def kl_to(shift: float) -> float:  # KL(N(0, F + lam I) || N(0, K + shift I))
+        if float(np.min(eig)) + shift <= 0:  # indefinite or singular: no Gaussian to compare with
+            return float("inf")
+        if shift == 0.0 and float(np.min(eig)) <= SINGULAR_RTOL * D * max(float(np.max(eig)), 0.0):
+            return float("inf")  # singular to working precision (as the dense path decides)
+        Mi = 1.0 / (eig + shift)  # eigenvalues of (K + shift I)^{-1}, as a tensor
+        tr = lam * float(np.sum(Mi)) + blk.quad_inv(Q, Mi)  # tr((K + shift I)^{-1} (F + lam I))
+        return 0.5 * (tr - D + float(np.sum(np.log(eig + shift))) - ex.logdet)
+
+    kl, kl_proj = kl_to(lam), kl_to(0.0)
+    if not math.isfinite(kl):
+        return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float("nan")}
     M = 1.0 / (eig + lam)  # eigenvalues of (K + lam I)^{-1}, as a tensor
-    logdetB = float(np.sum(np.log(eig + lam)))
-    tr = lam * float(np.sum(M)) + blk.quad_inv(Q, M)  # tr(B^{-1} (F + lam I))
-    kl = 0.5 * (tr - D + logdetB - ex.logdet)
     u = ex.u.reshape(blk.tshape)
     v = _apply_inv(Q, M, np.asarray(g, dtype=np.float64).reshape(blk.tshape))
     denom = float(np.linalg.norm(u) * np.linalg.norm(v))
-    return {"rel_error": rel, "kl": kl, "cosine": float(np.sum(u * v)) / denom if denom > 0 else float("nan")}
+    return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj,
+            "cosine": float(np.sum(u * v)) / denom if denom > 0 else float("nan")}
 
 
 def _apply_inv(Q, M, g):

@@ -42,7 +42,7 @@ from .blocks import (
 )
 from .statistics import _mean_grad, _sum_moments
 
-__all__ = ["compare_to_exact", "approximation_ladder", "LadderResult", "METHODS"]
+__all__ = ["compare_to_exact", "approximation_ladder", "LadderResult", "METHODS", "SINGULAR_RTOL"]
 
 
 def _mle_block(F, tshape, damping: float):
@@ -56,34 +56,47 @@ def _mle_block(F, tshape, damping: float):
     raise ValueError(f"the tensor-normal MLE of a block of shape {tshape} failed even with damping {damping}.")
 
 
+#: An estimate whose smallest eigenvalue is at most ``SINGULAR_RTOL * D`` times its largest is singular for ``kl_proj``.
+SINGULAR_RTOL = fg.SINGULAR_RTOL
+
+
 def compare_to_exact(F, F_hat, g, damping: float) -> dict:
     """Metrics of an approximation ``F_hat`` of the exact block ``F`` (host arrays, float64).
 
     * ``rel_error``: ``||F - F_hat||_F / ||F||_F``;
     * ``kl``: ``KL(N(0, F + lam I) || N(0, F_hat + lam I))``;
+    * ``kl_proj``: ``KL(N(0, F + lam I) || N(0, F_hat))``, the estimate itself undamped: the objective whose
+      minimizer over Kronecker products is the MLE of ``F + lam I``, KL-Shampoo's fixed point (spec
+      section 4), so every Kronecker row has ``kl_proj`` at least that row's [derived]; ``inf`` when
+      ``F_hat`` is singular to working precision (smallest eigenvalue at most ``SINGULAR_RTOL * D`` times the
+      largest: there the value is round-off, and the paths would disagree);
     * ``cosine``: between ``(F + lam I)^{-1} g`` and ``(F_hat + lam I)^{-1} g`` (exact damping for
       both, so the comparison is about the curvature model, not the damping form).
     """
     F, F_hat, g = (np.asarray(to_numpy(a), dtype=np.float64) for a in (F, F_hat, g))
     D = F.shape[0]
     A = F + damping * np.eye(D)
-    B = (F_hat + F_hat.T) / 2 + damping * np.eye(D)
+    S = (F_hat + F_hat.T) / 2
     La = scipy.linalg.cholesky(A, lower=True)
-    try:
-        Lb = scipy.linalg.cholesky(B, lower=True)
-    except np.linalg.LinAlgError:  # F_hat + lam I indefinite: no Gaussian to compare with
-        return {"rel_error": float(np.linalg.norm(F - F_hat) / np.linalg.norm(F)), "kl": float("inf"), "cosine": float("nan")}
-    # tr(B^{-1} A) = ||Lb^{-1} La||_F^2; logdet = 2 sum log diag(L)
-    M = scipy.linalg.solve_triangular(Lb, La, lower=True)
-    kl = 0.5 * float(np.sum(M * M) - D + 2 * np.sum(np.log(np.diag(Lb))) - 2 * np.sum(np.log(np.diag(La))))
+    rel = float(np.linalg.norm(F - F_hat) / np.linalg.norm(F))
+
+    def kl_to(B):  # KL(N(0, A) || N(0, B)) through Cholesky: tr(B^{-1} A) = ||Lb^{-1} La||_F^2
+        try:
+            Lb = scipy.linalg.cholesky(B, lower=True)
+        except np.linalg.LinAlgError:  # B indefinite or singular: no Gaussian to compare with
+            return float("inf"), None
+        M = scipy.linalg.solve_triangular(Lb, La, lower=True)
+        return 0.5 * float(np.sum(M * M) - D + 2 * np.sum(np.log(np.diag(Lb))) - 2 * np.sum(np.log(np.diag(La)))), Lb
+
+    kl, Lb = kl_to(S + damping * np.eye(D))
+    lam_hat = np.linalg.eigvalsh(S)
+    kl_proj = kl_to(S)[0] if lam_hat[0] > SINGULAR_RTOL * D * max(lam_hat[-1], 0.0) else float("inf")
+    if Lb is None:
+        return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float("nan")}
     u = scipy.linalg.cho_solve((La, True), g)
     v = scipy.linalg.cho_solve((Lb, True), g)
     denom = np.linalg.norm(u) * np.linalg.norm(v)
-    return {
-        "rel_error": float(np.linalg.norm(F - F_hat) / np.linalg.norm(F)),
-        "kl": kl,
-        "cosine": float(u @ v / denom) if denom > 0 else float("nan"),
-    }
+    return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float(u @ v / denom) if denom > 0 else float("nan")}
 
 
 #: Methods of the approximation ladder, in table order (the Shampoo family of issue 26 after the first eight).
