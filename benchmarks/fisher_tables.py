@@ -1,0 +1,189 @@
+"""The tables and findings of docs/fisher.md from the JSON that ``tnt-ref fisher`` writes (issue 26).
+
+Usage::
+
+    python benchmarks/fisher_tables.py docs/results/fisher_mlp.json docs/results/fisher_cnn.json ...
+    python benchmarks/fisher_tables.py --compare docs/results docs/results/fisher_compare-*.json
+
+For every file: one table per metric (rows: methods; columns: weight layers), the closest estimator
+per layer by the damped KL, by ``kl_proj`` and by the relative Frobenius error, and the share of
+TNT's gap to the MLE that each estimator closes (below). With ``--compare DIR``, for the networks
+of the ``compare`` study (``fisher_compare-<problem>.json``), the optimizers' closeness to the exact
+Fisher (through the ladder row that matches each optimizer's statistics) beside their ranking in
+``DIR/<problem>/results.json``, with Spearman's rank correlation.
+
+The gap to the MLE: ``kl_proj = KL(N(0, F + lam I) || N(0, F_hat))`` is minimized over Kronecker
+products by the MLE of ``F + lam I``, KL-Shampoo's fixed point (the ``kl-shampoo`` row; spec section
+4). A method's gap is ``kl_proj(method) - kl_proj(kl-shampoo)`` (at least 0 for a Kronecker
+method; SOAP, not one, can go below), and the share of TNT's gap it closes is
+``1 - gap(method) / gap(tnt-exact)``: 0 for TNT, 1 for the MLE. Singular estimates (every
+undamped Kronecker estimate of a softmax layer, whose gradients satisfy ``1^T G = 0``) have an
+infinite ``kl_proj``; their rows say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from scipy import stats
+
+METRICS = {"rel_error": "relative Frobenius error ||F - F_hat||_F / ||F||_F",
+           "kl": "KL(N(0, F + lam I) || N(0, F_hat + lam I))",
+           "kl_proj": "KL(N(0, F + lam I) || N(0, F_hat)) (the MLE's objective; empty: singular)",
+           "cosine": "cosine of (F + lam I)^-1 g and (F_hat + lam I)^-1 g"}
+
+#: The ladder row that matches the statistics each optimizer of ``compare`` uses (closest available).
+OPTIMIZER_ROW = {"tnt": "tnt-batch-mean", "kfac": "kfac", "shampoo": "shampoo", "kl-shampoo": "kl-shampoo-batch-mean",
+                 "soap": "soap", "adam": "diagonal"}
+
+
+def _fmt(v, metric: str) -> str:
+    if v is None:
+        return "inf" if metric.startswith("kl") else "–"
+    if metric == "cosine":
+        return f"{v:.3f}"
+    if metric == "rel_error":
+        return f"{v:.3f}" if v >= 5e-4 else f"{v:.1e}"
+    return f"{v:.4g}"
+
+
+def _weights(rows):
+    return [lay for lay in dict.fromkeys(r["layer"] for r in rows) if lay.endswith("weight")]
+
+
+def _table(rows, metric: str, layers) -> str:
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    val = {(r["layer"], r["method"]): r[metric] for r in rows}
+    shape = {r["layer"]: "x".join(map(str, r["tensor_shape"])) for r in rows}
+    better = max if metric == "cosine" else min
+    best = {}
+    for lay in layers:
+        vs = [val[(lay, m)] for m in methods if val.get((lay, m)) is not None]
+        best[lay] = better(vs) if vs else None
+    out = [f"| method | {' | '.join(f'{lay} ({shape[lay]})' for lay in layers)} |",
+           "|---|" + "---|" * len(layers)]
+    for m in methods:
+        cells = []
+        for lay in layers:
+            v = val.get((lay, m))
+            c = _fmt(v, metric)
+            cells.append(f"**{c}**" if v is not None and v == best[lay] else c)
+        out.append(f"| {m} | {' | '.join(cells)} |")
+    return "\n".join(out)
+
+
+def _gap_share(rows, layers) -> str:
+    val = {(r["layer"], r["method"]): r["kl_proj"] for r in rows}
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("kl-shampoo",)]
+    out = [f"| method | {' | '.join(layers)} |", "|---|" + "---|" * len(layers)]
+    for m in methods:
+        cells = []
+        for lay in layers:
+            mle, tnt, x = val.get((lay, "kl-shampoo")), val.get((lay, "tnt-exact")), val.get((lay, m))
+            if mle is None or tnt is None:
+                cells.append("TNT singular")
+            elif x is None:
+                cells.append("singular")
+            elif tnt - mle <= 0:
+                cells.append("–")
+            else:
+                cells.append(f"{1 - (x - mle) / (tnt - mle):.2f}")
+        out.append(f"| {m} | {' | '.join(cells)} |")
+    return "\n".join(out)
+
+
+def _closest(rows, layers) -> str:
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    val = {(r["layer"], r["method"], k): r[k] for r in rows for k in METRICS}
+    out = ["| layer | closest by KL | closest by kl_proj | closest by Frobenius | best cosine |", "|---|---|---|---|---|"]
+    for lay in layers:
+        cells = []
+        for metric, better in (("kl", min), ("kl_proj", min), ("rel_error", min), ("cosine", max)):
+            cand = [(val[(lay, m, metric)], m) for m in methods if val.get((lay, m, metric)) is not None]
+            if not cand:
+                cells.append("–")
+                continue
+            v, m = better(cand)
+            cells.append(f"{m} ({_fmt(v, metric)})")
+        out.append(f"| {lay} | {' | '.join(cells)} |")
+    return "\n".join(out)
+
+
+def fisher_report(path: Path) -> str:
+    res = json.loads(path.read_text())
+    rows, cfg = res["rows"], res["config"]
+    layers = _weights(rows)
+    parts = [f"### {cfg['model']} (n = {cfg['n']}, damping {cfg['damping']:g}, exact path {cfg['exact']})", ""]
+    for metric, text in METRICS.items():
+        parts += [f"{text}:", "", _table(rows, metric, layers), ""]
+    parts += ["Closest estimator per weight layer:", "", _closest(rows, layers), ""]
+    parts += ["Share of TNT's gap to the MLE (of F + lam I; in kl_proj) that each estimator closes "
+              "(0: TNT's, 1: the MLE's; above 1: below the best Kronecker product):", "", _gap_share(rows, layers), ""]
+    biases = [r for r in rows if not r["layer"].endswith("weight")]
+    if biases:
+        worst = {}
+        for r in biases:
+            worst[r["method"]] = max(worst.get(r["method"], 0.0), r["rel_error"])
+        parts += ["Biases (k = 1: a Kronecker product of one factor is any matrix): largest relative error per method: "
+                  + ", ".join(f"{m} {_fmt(v, 'rel_error')}" for m, v in worst.items()), ""]
+    return "\n".join(parts)
+
+
+def compare_report(results_dir: Path, fisher_paths: list[Path]) -> str:
+    parts = []
+    for path in fisher_paths:
+        res = json.loads(path.read_text())
+        model = res["config"]["model"]
+        if not model.startswith("compare-"):
+            continue
+        problem = model.removeprefix("compare-")
+        comp = json.loads((results_dir / problem / "results.json").read_text())
+        layers = _weights(res["rows"])
+        val = {(r["layer"], r["method"]): r for r in res["rows"]}
+        summ = comp["summary"]
+        opts = [o for o in OPTIMIZER_ROW if o in summ]
+        lines = [f"### {problem}: closeness to the exact Fisher against the compare ranking", "",
+                 "| optimizer | ladder row | mean rank by KL over the weight layers | geometric mean KL | "
+                 "mean relative error | final train loss (rank) | epochs to SGD-m's loss |",
+                 "|---|---|---|---|---|---|---|"]
+        kl_rank: dict = {o: [] for o in opts}
+        for lay in layers:
+            order = sorted(opts, key=lambda o: val[(lay, OPTIMIZER_ROW[o])]["kl"])
+            for i, o in enumerate(order):
+                kl_rank[o].append(i + 1)
+        loss = {o: summ[o]["final_train_loss"]["mean"] for o in opts}
+        loss_rank = {o: i + 1 for i, o in enumerate(sorted(opts, key=lambda o: loss[o]))}
+        closeness = {o: sum(kl_rank[o]) / len(layers) for o in opts}
+        for o in sorted(opts, key=lambda o: closeness[o]):
+            kls = [val[(lay, OPTIMIZER_ROW[o])]["kl"] for lay in layers]
+            gm = math.exp(sum(math.log(max(v, 1e-300)) for v in kls) / len(kls))
+            rel = sum(val[(lay, OPTIMIZER_ROW[o])]["rel_error"] for lay in layers) / len(layers)
+            e = summ[o]["epochs_to_target"]
+            ep = "–" if e.get("mean") is None else f"{e['mean']:.3g} ({e['reached']}/{e['of']})"
+            lines.append(f"| {o} | {OPTIMIZER_ROW[o]} | {closeness[o]:.2f} | {gm:.4g} | {rel:.3f} | "
+                         f"{loss[o]:.4g} ({loss_rank[o]}) | {ep} |")
+        rho, p = stats.spearmanr([closeness[o] for o in opts], [loss[o] for o in opts])
+        lines += ["", f"Spearman's rank correlation of closeness (mean KL rank) and final training loss over "
+                  f"{len(opts)} optimizers: rho = {rho:.2f} (p = {p:.2f}).", ""]
+        parts.append("\n".join(lines))
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("files", nargs="+", type=Path, help="fisher_<model>.json files written by tnt-ref fisher")
+    p.add_argument("--compare", type=Path, default=None, metavar="DIR",
+                   help="folder with <problem>/results.json of tnt-ref compare (for the compare-* networks)")
+    args = p.parse_args(argv)
+    for f in args.files:
+        print(fisher_report(f))
+    if args.compare is not None:
+        print(compare_report(args.compare, args.files))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
