@@ -104,6 +104,9 @@ MUTATIONS: list[Mutation] = [
     M("ladder-kl-online-scale-m", "tnt_ref/fisher/ladder.py", "* math.sqrt(batch_size))", "* batch_size)", GOLD, FISH),
     M("gram-eigen-inner-unrotated", "tnt_ref/fisher/gram.py", "inner, normK2 = blk.quad_inv(Q, eig), float(np.sum(eig * eig))", "inner, normK2 = float(np.sum(eig * blk.diag())), float(np.sum(eig * eig))", "pytest tests/test_fisher_gram.py", FISH),
     M("gram-rotated-diag-unrotated", "tnt_ref/fisher/gram.py", "P = self.delta @ Q[0]  # (n, C, out)", "P = self.delta  # (n, C, out)", "pytest tests/test_fisher_gram.py", FISH),
+    M("ladder-kl-proj-damped", "tnt_ref/fisher/ladder.py", "kl_proj = kl_to(S)[0] if", "kl_proj = kl_to(S + damping * np.eye(D))[0] if", GOLD, FISH),
+    M("gram-kl-proj-damped", "tnt_ref/fisher/gram.py", "kl, kl_proj = kl_to(lam), kl_to(0.0)", "kl, kl_proj = kl_to(lam), kl_to(lam)", "pytest tests/test_fisher_gram.py", FISH),
+    M("ladder-kl-shampoo-row-undamped", "tnt_ref/fisher/ladder.py", "res = _kl_fixed_point(st, damping,", "res = _kl_fixed_point(st, 1e-12,", GOLD, FISH),
     # --- Adam, SGD
     M("adam-c2-b1", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1 - b1**t, 1 - b1**t", GOLD, OPT),
     M("adam-no-bias-correction", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1.0, 1.0", GOLD, OPT),
