@@ -12,13 +12,12 @@ of the ``compare`` study (``fisher_compare-<problem>.json``), the optimizers' cl
 Fisher (through the ladder row that matches each optimizer's statistics) beside their ranking in
 ``DIR/<problem>/results.json``, with Spearman's rank correlation.
 
-The gap to the MLE: ``kl_proj = KL(N(0, F + lam I) || N(0, F_hat))`` is minimized over Kronecker
-products by the MLE of ``F + lam I``, KL-Shampoo's fixed point (the ``kl-shampoo`` row; spec section
-4). A method's gap is ``kl_proj(method) - kl_proj(kl-shampoo)`` (at least 0 for a Kronecker
-method; SOAP, not one, can go below), and the share of TNT's gap it closes is
-``1 - gap(method) / gap(tnt-exact)``: 0 for TNT, 1 for the MLE. Singular estimates (every
-undamped Kronecker estimate of a softmax layer, whose gradients satisfy ``1^T G = 0``) have an
-infinite ``kl_proj``; their rows say so.
+The gap to the MLE, in the ladder's damped KL: the share of TNT's gap closed by a method is
+``(KL(tnt-exact) - KL(method)) / (KL(tnt-exact) - KL(mle))`` (1: as close as the MLE). The MLE's own
+objective, ``kl_proj = KL(N(0, F + lam I) || N(0, F_hat))``, is minimized over Kronecker products by
+the ``kl-shampoo`` row (the MLE of ``F + lam I``), but every undamped Kronecker estimate of a block
+with a null direction (an input pixel that is always 0, a softmax output, a dead unit) is singular
+and its ``kl_proj`` infinite; the table of ``kl_proj`` shows where.
 """
 
 from __future__ import annotations
@@ -75,22 +74,19 @@ def _table(rows, metric: str, layers) -> str:
     return "\n".join(out)
 
 
-def _gap_share(rows, layers) -> str:
-    val = {(r["layer"], r["method"]): r["kl_proj"] for r in rows}
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("kl-shampoo",)]
+def _gap_share(rows, layers, metric: str = "kl") -> str:
+    """Share of TNT's gap to the MLE that each method closes, in ``metric``: ``(m(tnt) - m(x)) / (m(tnt) - m(mle))``."""
+    val = {(r["layer"], r["method"]): r[metric] for r in rows}
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("tnt-exact", "mle")]
     out = [f"| method | {' | '.join(layers)} |", "|---|" + "---|" * len(layers)]
     for m in methods:
         cells = []
         for lay in layers:
-            mle, tnt, x = val.get((lay, "kl-shampoo")), val.get((lay, "tnt-exact")), val.get((lay, m))
-            if mle is None or tnt is None:
-                cells.append("TNT singular")
-            elif x is None:
-                cells.append("singular")
-            elif tnt - mle <= 0:
+            mle, tnt, x = val.get((lay, "mle")), val.get((lay, "tnt-exact")), val.get((lay, m))
+            if mle is None or tnt is None or x is None or tnt == mle:
                 cells.append("–")
             else:
-                cells.append(f"{1 - (x - mle) / (tnt - mle):.2f}")
+                cells.append(f"{(tnt - x) / (tnt - mle):+.2f}")
         out.append(f"| {m} | {' | '.join(cells)} |")
     return "\n".join(out)
 
@@ -120,8 +116,11 @@ def fisher_report(path: Path) -> str:
     for metric, text in METRICS.items():
         parts += [f"{text}:", "", _table(rows, metric, layers), ""]
     parts += ["Closest estimator per weight layer:", "", _closest(rows, layers), ""]
-    parts += ["Share of TNT's gap to the MLE (of F + lam I; in kl_proj) that each estimator closes "
-              "(0: TNT's, 1: the MLE's; above 1: below the best Kronecker product):", "", _gap_share(rows, layers), ""]
+    kl = {(r["layer"], r["method"]): r["kl"] for r in rows}
+    sign = ", ".join(f"{lay}: MLE {kl[(lay, 'mle')]:.4g} vs TNT {kl[(lay, 'tnt-exact')]:.4g}" for lay in layers)
+    parts += [f"Share of TNT's gap to the MLE closed, in the damped KL: (KL(tnt) - KL(x)) / (KL(tnt) - KL(mle)); "
+              f"1: as close as the MLE, 0: as TNT; when the MLE is farther than TNT ({sign}) the gap is negative and "
+              "a positive share means farther from F than TNT.", "", _gap_share(rows, layers), ""]
     biases = [r for r in rows if not r["layer"].endswith("weight")]
     if biases:
         worst = {}
