@@ -33,7 +33,9 @@ Kullback-Leibler Minimization*, ICLR 2026, arXiv:2509.03378):
   [VMZ+25].
 
 Every Kronecker estimate is returned normalized to equal average eigenvalue (``tr(U_i) / d_i`` the
-same for every mode), as in :mod:`tnt_ref.tensor_normal`: only the product is identifiable.
+same for every mode), as in :mod:`tnt_ref.tensor_normal`: only the product is identifiable. The one
+exception is :func:`kl_shampoo_update`, a step on running factors, which returns them as computed
+(the step commutes with the rescaling).
 Rooms, bottom to top (each imports only those below it, and :mod:`tnt_ref.tensor`,
 :mod:`tnt_ref.tensor_normal`, :mod:`tnt_ref.tensor_normal_mle`, :mod:`tnt_ref.kronecker`):
 :mod:`~tnt_ref.estimators.statistics` (the three products from samples or a covariance),
