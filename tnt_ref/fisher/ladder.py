@@ -60,7 +60,7 @@ def _mle_block(F, tshape, damping: float):
 SINGULAR_RTOL = fg.SINGULAR_RTOL
 
 
-def compare_to_exact(F, F_hat, g, damping: float) -> dict:
+def compare_to_exact(F, F_hat, g, damping: float, *, eigenvalues=None) -> dict:
     """Metrics of an approximation ``F_hat`` of the exact block ``F`` (host arrays, float64).
 
     * ``rel_error``: ``||F - F_hat||_F / ||F||_F``;
@@ -72,6 +72,8 @@ def compare_to_exact(F, F_hat, g, damping: float) -> dict:
       largest: there the value is round-off, and the paths would disagree);
     * ``cosine``: between ``(F + lam I)^{-1} g`` and ``(F_hat + lam I)^{-1} g`` (exact damping for
       both, so the comparison is about the curvature model, not the damping form).
+
+    ``eigenvalues`` of ``F_hat``, when known (the ladder has them from the factors), save an eigendecomposition.
     """
     F, F_hat, g = (np.asarray(to_numpy(a), dtype=np.float64) for a in (F, F_hat, g))
     D = F.shape[0]
@@ -89,7 +91,7 @@ def compare_to_exact(F, F_hat, g, damping: float) -> dict:
         return 0.5 * float(np.sum(M * M) - D + 2 * np.sum(np.log(np.diag(Lb))) - 2 * np.sum(np.log(np.diag(La)))), Lb
 
     kl, Lb = kl_to(S + damping * np.eye(D))
-    lam_hat = np.linalg.eigvalsh(S)
+    lam_hat = np.sort(np.asarray(eigenvalues, dtype=np.float64).reshape(-1)) if eigenvalues is not None else np.linalg.eigvalsh(S)
     kl_proj = kl_to(S)[0] if lam_hat[0] > SINGULAR_RTOL * D * max(lam_hat[-1], 0.0) else float("inf")
     if Lb is None:
         return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float("nan")}
@@ -312,12 +314,13 @@ def approximation_ladder(
             kind, val = approx[method]
             row = {"layer": nm, "shape": list(shape), "tensor_shape": list(tshape), "method": method,
                    "exact_path": path[nm]}
+            spectrum = _spectrum_of(kind, val, keep=None)  # all eigenvalues (kl_proj's singularity test)
             if blk is None:
-                row.update(compare_to_exact(F, _dense_of(kind, val), g, damping))
+                row.update(compare_to_exact(F, _dense_of(kind, val), g, damping, eigenvalues=spectrum))
             else:
                 row.update(fg.lowrank_metrics(blk, ex, (kind, val), g, damping))
             out.rows.append(row)
-            out.spectra[nm][method] = _spectrum_of(kind, val)
+            out.spectra[nm][method] = _top(spectrum)
     return out
 
 
@@ -329,17 +332,19 @@ def _top(lam, k: int = _N_SPECTRUM):
     return lam[:k]
 
 
-def _spectrum_of(kind, val):
+def _spectrum_of(kind, val, keep: int | None = _N_SPECTRUM):
+    """Eigenvalues of an approximation, descending (the largest ``keep``; ``None``: all)."""
     if kind == "kron":
         lam = np.ones(())
         for u in val:
             lam = np.multiply.outer(lam, np.linalg.eigvalsh((u + u.T) / 2))
-        return _top(lam)
-    if kind == "diag":
-        return _top(val)
-    if kind == "eigen":  # (kron Q_i) diag(v) (kron Q_i)^T: the eigenvalues are v
-        return _top(val[1])
-    return _top(np.linalg.eigvalsh((val + val.T) / 2))
+    elif kind == "diag":
+        lam = val
+    elif kind == "eigen":  # (kron Q_i) diag(v) (kron Q_i)^T: the eigenvalues are v
+        lam = val[1]
+    else:
+        lam = np.linalg.eigvalsh((val + val.T) / 2)
+    return _top(lam, len(np.asarray(lam).reshape(-1)) if keep is None else keep)
 
 
 def _dense_of(kind, val):
