@@ -3,14 +3,14 @@
 Usage::
 
     python benchmarks/fisher_tables.py docs/results/fisher_mlp.json docs/results/fisher_cnn.json ...
-    python benchmarks/fisher_tables.py --compare docs/results docs/results/fisher_compare-*.json
+    python benchmarks/fisher_tables.py docs/results/fisher_compare-*.json --compare docs/results docs/results/shampoo-family
 
 For every file: one table per metric (rows: methods; columns: weight layers), the closest estimator
 per layer by the damped KL, by ``kl_proj`` and by the relative Frobenius error, and the share of
-TNT's gap to the MLE that each estimator closes (below). With ``--compare DIR``, for the networks
+TNT's gap to the MLE that each estimator closes (below). With ``--compare DIR ...``, for the networks
 of the ``compare`` study (``fisher_compare-<problem>.json``), the optimizers' closeness to the exact
 Fisher (through the ladder row that matches each optimizer's statistics) beside their ranking in
-``DIR/<problem>/results.json``, with Spearman's rank correlation.
+``DIR/<problem>/results.json`` (several runs of the same protocol joined), with Spearman's rank correlation.
 
 The gap to the MLE, in the ladder's damped KL: the share of TNT's gap closed by a method is
 ``(KL(tnt-exact) - KL(method)) / (KL(tnt-exact) - KL(mle))`` (1: as close as the MLE). The MLE's own
@@ -131,7 +131,22 @@ def fisher_report(path: Path) -> str:
     return "\n".join(parts)
 
 
-def compare_report(results_dir: Path, fisher_paths: list[Path]) -> str:
+def _summaries(results_dirs: list[Path], problem: str) -> dict:
+    """The ``summary`` of ``DIR/<problem>/results.json`` for every folder, joined (a later folder adds the optimizers
+    an earlier one lacks); SGD-m, the target of both, must agree between them (the protocol is deterministic)."""
+    summ: dict = {}
+    for d in results_dirs:
+        s = json.loads((d / problem / "results.json").read_text())["summary"]
+        if "sgd" in summ and "sgd" in s:
+            a, b = summ["sgd"]["final_train_loss"]["mean"], s["sgd"]["final_train_loss"]["mean"]
+            if abs(a - b) > 1e-8 * abs(a):
+                raise ValueError(f"{problem}: SGD-m's final loss differs between the runs ({a} vs {b}): not one protocol")
+        for o, v in s.items():
+            summ.setdefault(o, v)
+    return summ
+
+
+def compare_report(results_dirs: list[Path], fisher_paths: list[Path]) -> str:
     parts = []
     for path in fisher_paths:
         res = json.loads(path.read_text())
@@ -139,10 +154,9 @@ def compare_report(results_dir: Path, fisher_paths: list[Path]) -> str:
         if not model.startswith("compare-"):
             continue
         problem = model.removeprefix("compare-")
-        comp = json.loads((results_dir / problem / "results.json").read_text())
         layers = _weights(res["rows"])
         val = {(r["layer"], r["method"]): r for r in res["rows"]}
-        summ = comp["summary"]
+        summ = _summaries(results_dirs, problem)
         opts = [o for o in OPTIMIZER_ROW if o in summ]
         lines = [f"### {problem}: closeness to the exact Fisher against the compare ranking", "",
                  "| optimizer | ladder row | mean rank by KL over the weight layers | geometric mean KL | "
@@ -174,8 +188,9 @@ def compare_report(results_dir: Path, fisher_paths: list[Path]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("files", nargs="+", type=Path, help="fisher_<model>.json files written by tnt-ref fisher")
-    p.add_argument("--compare", type=Path, default=None, metavar="DIR",
-                   help="folder with <problem>/results.json of tnt-ref compare (for the compare-* networks)")
+    p.add_argument("--compare", type=Path, nargs="+", default=None, metavar="DIR",
+                   help="folders with <problem>/results.json of tnt-ref compare runs (for the compare-* networks; "
+                        "several runs of the same protocol are joined)")
     args = p.parse_args(argv)
     for f in args.files:
         print(fisher_report(f))
