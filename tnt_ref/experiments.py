@@ -114,8 +114,10 @@ COMPARE_MODELS = tuple(f"compare-{name}" for name in PROBLEMS)
 _AUTOENCODERS = {"autoencoder-wide", "compare-autoencoder"}
 
 #: Warm-up learning rate of plain gradient descent per model (0.5 for the classifiers; the autoencoders'
-#: summed Bernoulli losses need a smaller step).
-_WARMUP_LR = {"autoencoder-wide": 0.01, "compare-autoencoder": 0.01}
+#: summed Bernoulli losses need a smaller step; 0.5 kills every ReLU of the compare study's CNN (its loss
+#: stays at log 10 and its first convolution's Fisher block is exactly zero), so it takes 0.1, SGD-m's rate
+#: there).
+_WARMUP_LR = {"autoencoder-wide": 0.01, "compare-autoencoder": 0.01, "compare-cnn": 0.1}
 
 
 def fisher_study(
@@ -180,4 +182,5 @@ def fisher_study(
         # indefinite one) is written as null
         "rows": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in res.rows],
         "spectra": {nm: {m: [float(v) for v in lam] for m, lam in d.items()} for nm, d in res.spectra.items()},
+        "skipped": res.skipped,
     }

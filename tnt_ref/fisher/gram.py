@@ -312,6 +312,8 @@ def frobenius_fit_lowrank(blk: LowRankBlock, *, tol: float = 1e-13, max_iter: in
     if k == 1:
         raise ValueError("frobenius_fit_lowrank needs k >= 2; for k = 1 the fit is the block itself.")
     xs = [blk.mode_moment(i) for i in range(k)]
+    if not all(np.any(x) for x in xs):  # F = 0 (a zero mode moment means a zero block): the optimum is 0
+        return [np.zeros((d, d)) for d in blk.tshape]
     xs = [x / np.linalg.norm(x) for x in xs]
     for _ in range(max_iter):
         moved = 0.0

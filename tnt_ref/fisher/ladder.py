@@ -114,12 +114,15 @@ class LadderResult:
     """Result of :func:`approximation_ladder`.
 
     ``rows``: one dict per (parameter, method) with ``layer``, ``shape``, ``tensor_shape``,
-    ``method``, ``rel_error``, ``kl``, ``cosine``. ``spectra``: ``name -> method -> eigenvalues``
-    (descending, host arrays), with the exact block under ``"exact"``.
+    ``method``, ``exact_path``, ``rel_error``, ``kl``, ``kl_proj``, ``cosine``. ``spectra``:
+    ``name -> method -> eigenvalues`` (descending, host arrays), with the exact block under ``"exact"``.
+    ``skipped``: ``{layer, shape, reason}`` for each tensor whose exact block is zero (a dead layer:
+    nothing to approximate, no relative error).
     """
 
     rows: list = field(default_factory=list)
     spectra: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
 
 
 def approximation_ladder(
@@ -263,6 +266,10 @@ def approximation_ladder(
         blk = lowrank.get(nm)
         F = np.asarray(to_numpy(F_all[nm]), dtype=np.float64) if blk is None else None
         g = np.asarray(to_numpy(grad[nm]), dtype=np.float64).reshape(-1)
+        if not np.any(F if blk is None else blk.diag()):  # a dead tensor: F = 0 (every PSD F with zero diagonal is 0)
+            say(f"{nm}: the exact block is zero (no input moves this tensor's loss): skipped, no relative error exists")
+            out.skipped.append({"layer": nm, "shape": list(shape), "reason": "the exact Fisher block is zero"})
+            continue
         approx: dict = {}
         approx["tnt-exact"] = ("kron", [to_numpy(u) for u in tnt_factors_from_moments(moments[nm])])
         approx["tnt-per-example"] = ("kron", _host(tnt_factors_from_moments([s / (n * n_mc) for s in per_ex[nm]])))
