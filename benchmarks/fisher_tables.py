@@ -15,9 +15,10 @@ Fisher (through the ladder row that matches each optimizer's statistics) beside 
 The gap to the MLE, in the ladder's damped KL: the share of TNT's gap closed by a method is
 ``(KL(tnt-exact) - KL(method)) / (KL(tnt-exact) - KL(mle))`` (1: as close as the MLE). The MLE's own
 objective, ``kl_proj = KL(N(0, F + lam I) || N(0, F_hat))``, is minimized over Kronecker products by
-the ``kl-shampoo`` row (the MLE of ``F + lam I``), but every undamped Kronecker estimate of a block
-with a null direction (an input pixel that is always 0, a softmax output, a dead unit) is singular
-and its ``kl_proj`` infinite; the table of ``kl_proj`` shows where.
+the ``kl-shampoo`` row (the MLE of ``F + lam I``); the same share in it is printed for the layers where
+TNT's estimate is not singular. Every undamped Kronecker estimate of a block with a null direction (an
+input pixel that is always 0, a softmax output, a dead unit) is singular and its ``kl_proj`` infinite;
+the table of ``kl_proj`` shows where.
 """
 
 from __future__ import annotations
@@ -74,21 +75,27 @@ def _table(rows, metric: str, layers) -> str:
     return "\n".join(out)
 
 
-def _gap_share(rows, layers, metric: str = "kl") -> str:
-    """Share of TNT's gap to the MLE that each method closes, in ``metric``: ``(m(tnt) - m(x)) / (m(tnt) - m(mle))``."""
+def _gap_share(rows, layers, metric: str = "kl", ref: str = "mle") -> str:
+    """Share of TNT's gap to the MLE that each method closes, in ``metric``: ``(m(tnt) - m(x)) / (m(tnt) - m(ref))``."""
     val = {(r["layer"], r["method"]): r[metric] for r in rows}
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("tnt-exact", "mle")]
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("tnt-exact", ref)]
     out = [f"| method | {' | '.join(layers)} |", "|---|" + "---|" * len(layers)]
     for m in methods:
         cells = []
         for lay in layers:
-            mle, tnt, x = val.get((lay, "mle")), val.get((lay, "tnt-exact")), val.get((lay, m))
-            if mle is None or tnt is None or x is None or tnt == mle:
+            mle, tnt, x = val.get((lay, ref)), val.get((lay, "tnt-exact")), val.get((lay, m))
+            if mle is None or tnt is None or tnt == mle:
                 cells.append("–")
+            elif x is None:
+                cells.append("singular")
             else:
                 cells.append(f"{(tnt - x) / (tnt - mle):+.2f}")
         out.append(f"| {m} | {' | '.join(cells)} |")
     return "\n".join(out)
+
+
+def kl_proj_of(rows, layer: str, method: str):
+    return next((r["kl_proj"] for r in rows if r["layer"] == layer and r["method"] == method), None)
 
 
 def _closest(rows, layers) -> str:
@@ -121,6 +128,11 @@ def fisher_report(path: Path) -> str:
     parts += [f"Share of TNT's gap to the MLE closed, in the damped KL: (KL(tnt) - KL(x)) / (KL(tnt) - KL(mle)); "
               f"1: as close as the MLE, 0: as TNT; when the MLE is farther than TNT ({sign}) the gap is negative and "
               "a positive share means farther from F than TNT.", "", _gap_share(rows, layers), ""]
+    finite = [lay for lay in layers if kl_proj_of(rows, lay, "tnt-exact") is not None]
+    if finite:
+        parts += ["Share of TNT's gap to the MLE closed in the MLE's own objective, kl_proj (its minimum over Kronecker "
+                  "products is the kl-shampoo row), on the layers where TNT's estimate is not singular:", "",
+                  _gap_share(rows, finite, "kl_proj", "kl-shampoo"), ""]
     biases = [r for r in rows if not r["layer"].endswith("weight")]
     if biases:
         worst = {}
