@@ -96,7 +96,7 @@ def test_tnt_convention_flags_have_choices_and_reach_compare(capsys):
 
 def test_kl_shampoo_hyperparameter_flags_reach_the_optimizer(tmp_path, capsys):
     out = tmp_path / "kl"
-    assert main(["train", "--problem", "cnn", "--optimizer", "kl-shampoo", "--lr", "1e-3", "--epochs", "1", "--out",
+    assert main(["train", "--problem", "mlp", "--optimizer", "kl-shampoo", "--lr", "1e-3", "--epochs", "1", "--out",
                  str(out), "--damping", "3e-4", "--T1", "2", "--T2", "7", "--decay", "0.95", "--momentum", "0.5",
                  "--weight-decay", "0.01", "--conv-modes", "2"]) == 0
     cfg = json.loads((out / "history.json").read_text())["config"]
@@ -105,7 +105,7 @@ def test_kl_shampoo_hyperparameter_flags_reach_the_optimizer(tmp_path, capsys):
     assert (h["damping"], h["T1"], h["T2"], h["decay"], h["momentum"], h["weight_decay"], h["conv_modes"]) == (
         3e-4, 2, 7, 0.95, 0.5, 0.01, 2)
     capsys.readouterr()
-    assert main(["train", "--problem", "cnn", "--optimizer", "kl-shampoo", "--lr", "1e-3", "--epochs", "1", "--out",
+    assert main(["train", "--problem", "mlp", "--optimizer", "kl-shampoo", "--lr", "1e-3", "--epochs", "1", "--out",
                  str(tmp_path / "x"), "--stat-scale", "per-example"]) == 2
     assert "--stat-scale does not apply to kl-shampoo" in capsys.readouterr().err
 
