@@ -33,8 +33,8 @@ EXIT_INTERRUPTED = 130
 #: Optimizer hyperparameter flags: (flag, keyword, type, help). ``None`` defaults mean the problem's setting.
 _HYPER_FLAGS = [
     ("--damping", "damping", positive_float,
-     "damping eps (tnt, tnt-ef, kfac, shampoo, kl-shampoo; default: 1e-2, shampoo and kl-shampoo 1e-4; compare "
-     "tunes tnt's and tnt-ef's over --damping-grid unless this is given)"),
+     "damping eps (tnt, tnt-ef, kfac, shampoo, kl-shampoo; default: 1e-2, shampoo 1e-4, kl-shampoo 1e-3; compare "
+     "tunes tnt's and tnt-ef's over --damping-grid and kl-shampoo's over 1e-4 1e-3 1e-2 unless this is given)"),
     ("--T1", "T1", positive_int, "steps between statistics updates (tnt, tnt-ef, kfac, shampoo, kl-shampoo, soap; "
                                  "default: 1 on the autoencoder, 5 on mlp and cnn)"),
     ("--T2", "T2", positive_int, "steps between inverse (soap: eigenbasis) updates (default: 20 on the autoencoder, 25 "

@@ -70,7 +70,7 @@ def kl_shampoo(
     *,
     momentum: float = 0.9,
     decay: float = 0.9,
-    damping: float = 1e-4,
+    damping: float = 1e-3,
     T1: int = 1,
     T2: int = 20,
     weight_decay: float = 0.0,
