@@ -338,7 +338,8 @@ def test_fuzz_cnn_constructor(kernel, stride, padding, n_classes, channels):
 
 _STATE_OPTS = {"tnt": lambda: make_optimizer("tnt", 0.1), "sgd": lambda: make_optimizer("sgd", 0.1),
                "adam": lambda: make_optimizer("adam", 0.1), "kfac": lambda: make_optimizer("kfac", 0.1),
-               "shampoo": lambda: make_optimizer("shampoo", 0.1)}
+               "shampoo": lambda: make_optimizer("shampoo", 0.1), "kl-shampoo": lambda: make_optimizer("kl-shampoo", 0.1),
+               "soap": lambda: make_optimizer("soap", 0.1)}
 
 
 @FUZZ

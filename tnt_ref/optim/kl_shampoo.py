@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .._validation import check_param_dict, warn
+from .._validation import check_param_dict, check_positive, warn
 from ..backend import get_namespace
 from ..estimators.kl_shampoo import _kl_init, _kl_step
 from ..estimators.shampoo import psd_power
@@ -86,6 +86,7 @@ def kl_shampoo(
     """
     check_hyper(learning_rate=learning_rate, momentum=momentum, decay=decay, damping=damping,
                 weight_decay=weight_decay, intervals={"T1": T1, "T2": T2})
+    floor = check_positive(floor, "floor", allow_zero=True)  # a NaN floor would make every root NaN
     tensor_shape((1, 1, 1, 1), conv_modes)  # validates conv_modes
     T1, T2 = int(T1), int(T2)  # NumPy integers accepted (checked above); plain ints in the state and logs
     alpha, mu, beta, kappa, gamma = float(learning_rate), float(momentum), float(decay), float(damping), float(weight_decay)

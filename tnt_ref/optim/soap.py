@@ -56,7 +56,9 @@ class SOAPState(NamedTuple):
 
     step:   int, the iteration counter ``t`` (number of updates done)
     mu:     dict name -> array of the parameter's shape, Adam's first moment ``m`` (original coordinates)
-    nu:     dict name -> array ``tensor_shape``, Adam's second moment ``v`` (rotated coordinates)
+    nu:     dict name -> array of the parameter's shape, Adam's second moment ``v`` (rotated coordinates: entry
+            ``vec v`` belongs to column ``vec`` of ``kron Q_i``; kept in the parameter's shape, as every
+            per-parameter buffer, so the state check at the optimizers' door applies to it)
     stats:  dict name -> tuple of ``(d_i, d_i)`` arrays, Shampoo's EMA statistics ``L_i``
     basis:  dict name -> tuple of ``(d_i, d_i)`` orthogonal arrays ``Q_i`` (eigenvectors as columns)
     """
@@ -102,7 +104,7 @@ def soap(
             ts = tensor_shape(p.shape, conv_modes)
             stats[k] = tuple(xp.zeros((d, d), dtype=p.dtype) for d in ts)
             basis[k] = tuple(xp.eye(d, dtype=p.dtype) for d in ts)
-            nu[k] = xp.zeros(ts, dtype=p.dtype)
+            nu[k] = xp.zeros_like(p)
         return SOAPState(0, {k: get_namespace(p).zeros_like(p) for k, p in params.items()}, nu, stats, basis)
 
     def _eigenbasis(L, prev, first: bool, name: str):
@@ -144,8 +146,9 @@ def soap(
             QT = [q.T for q in basis[k]]
             g_rot = _mode_products(xp.reshape(grads[k], ts), QT)  # g' = g x_i Q_i^T
             m_rot = _mode_products(xp.reshape(mu[k], ts), QT)
-            nu[k] = b2 * state.nu[k] + (1 - b2) * g_rot * g_rot
-            n_rot = (m_rot / c1) / (xp.sqrt(nu[k] / c2) + eps)
+            nu_t = b2 * xp.reshape(state.nu[k], ts) + (1 - b2) * g_rot * g_rot
+            nu[k] = xp.reshape(nu_t, p.shape)
+            n_rot = (m_rot / c1) / (xp.sqrt(nu_t / c2) + eps)
             P = xp.reshape(_mode_products(n_rot, list(basis[k])), p.shape)  # back: n' x_i Q_i
             updates[k] = -alpha * gamma * p - alpha * P  # W <- (1 - alpha gamma) W - alpha P
         return updates, SOAPState(t + 1, mu, nu, stats, basis)
