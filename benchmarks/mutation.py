@@ -37,6 +37,7 @@ OPT = "pytest tests/test_optim.py tests/test_golden.py"
 FISH = "pytest tests/test_fisher.py tests/test_golden.py"
 TN = "pytest tests/test_tensor_normal.py tests/test_golden.py"
 CHK = "pytest tests/test_checker.py"
+EST = "pytest tests/test_estimators.py"
 
 
 def PC(*checks: str) -> str:
@@ -82,9 +83,30 @@ MUTATIONS: list[Mutation] = [
     M("kfac-A-not-over-m", "tnt_ref/training/step.py", 'extra["kfac_stats"][k] = (dd / m, aa / m)', 'extra["kfac_stats"][k] = (dd / m, aa)', GOLD, OPT),
     M("kfac-ema-swapped", "tnt_ref/optim/kfac.py", "else beta * A[k] + (1 - beta) * kfac_stats[k][1]", "else (1 - beta) * A[k] + beta * kfac_stats[k][1]", GOLD, OPT),
     # --- Shampoo
-    M("shampoo-root-1-over-k", "tnt_ref/optim/shampoo.py", "return (Q * lam ** (-1.0 / (2 * k_order))) @ Q.T", "return (Q * lam ** (-1.0 / k_order)) @ Q.T", GOLD, OPT),
+    M("shampoo-root-1-over-k", "tnt_ref/optim/shampoo.py", "-1.0 / (2 * k_order), floor=floor)", "-1.0 / k_order, floor=floor)", GOLD, OPT),
     M("shampoo-ema-swapped", "tnt_ref/optim/shampoo.py", "m if first else beta * s + (1 - beta) * m", "m if first else (1 - beta) * s + beta * m", GOLD, OPT),
-    M("shampoo-no-damping", "tnt_ref/optim/shampoo.py", "lam, Q = safe_eigh(L + eps * xp.eye(L.shape[0], dtype=L.dtype), floor=floor)", "lam, Q = safe_eigh(L, floor=floor)", GOLD, OPT),
+    M("shampoo-no-damping", "tnt_ref/optim/shampoo.py", "return psd_power(L + eps * xp.eye(L.shape[0], dtype=L.dtype),", "return psd_power(L,", GOLD, OPT),
+    # --- the Shampoo family's estimators (issue 26) and KL-Shampoo, SOAP
+    M("kl-step-no-d-over-D", "tnt_ref/estimators/kl_shampoo.py", "T = st.mode_moment(i, invs) * (d / D)", "T = st.mode_moment(i, invs)", EST, "pytest tests"),
+    M("kl-step-gauss-seidel", "tnt_ref/estimators/kl_shampoo.py", "out.append(beta * S[i] + (1.0 - beta) * T if beta else T)", "out.append(beta * S[i] + (1.0 - beta) * T if beta else T)\n        invs[i] = xp.linalg.inv(out[-1])", EST, "pytest tests"),
+    M("kl-step-ema-swapped", "tnt_ref/estimators/kl_shampoo.py", "out.append(beta * S[i] + (1.0 - beta) * T if beta else T)", "out.append((1.0 - beta) * S[i] + beta * T if beta else T)", EST, "pytest tests"),
+    M("kl-step-damping-no-trace", "tnt_ref/estimators/kl_shampoo.py", "                    c = c * tr_inv[j]", "                    c = c * 1.0", EST, "pytest tests"),
+    M("kl-init-undamped", "tnt_ref/estimators/kl_shampoo.py", "moments = [m + damping * (D / d) * xp.eye(d, dtype=m.dtype) for m, d in zip(moments, st.tshape)]", "moments = [m + damping * xp.eye(d, dtype=m.dtype) for m, d in zip(moments, st.tshape)]", EST, "pytest tests"),
+    M("kl-optimizer-root-minus-1", "tnt_ref/optim/kl_shampoo.py", "psd_power(s, -0.5, floor=floor)", "psd_power(s, -1.0, floor=floor)", GOLD, OPT),
+    M("kl-optimizer-first-is-a-step", "tnt_ref/optim/kl_shampoo.py", "_kl_init(st, kappa) if first else", "_kl_init(st, kappa) if False else", GOLD, OPT),
+    M("shampoo-factors-power-1", "tnt_ref/estimators/shampoo.py", "R = [psd_power(s, 1.0 / k) for s in moments]", "R = [psd_power(s, 1.0) for s in moments]", EST, "pytest tests"),
+    M("power-step-trace-scale", "tnt_ref/estimators/shampoo.py", "sigma = st.inner_kron(X)  #", "sigma = 1.0  #", EST, "pytest tests"),
+    M("soap-no-rotation-of-v", "tnt_ref/estimators/shampoo.py", "return Q, st.rotated_diag(Q)", "return Q, st.rotated_diag([q * 0 + get_namespace(q).eye(q.shape[0]) for q in Q])", EST, "pytest tests"),
+    M("soap-opt-v-unrotated", "tnt_ref/optim/soap.py", "nu[k] = b2 * state.nu[k] + (1 - b2) * g_rot * g_rot", "nu[k] = b2 * state.nu[k] + (1 - b2) * xp.reshape(grads[k], ts) ** 2", GOLD, OPT),
+    M("soap-opt-eigh-every-basis-step", "tnt_ref/optim/soap.py", "basis = {k: _eigenbasis(L, state.basis[k], t == 0, k)", "basis = {k: _eigenbasis(L, state.basis[k], True, k)", GOLD, OPT),
+    M("soap-opt-no-bias-correction", "tnt_ref/optim/soap.py", "n_rot = (m_rot / c1) / (xp.sqrt(nu[k] / c2) + eps)", "n_rot = m_rot / (xp.sqrt(nu[k]) + eps)", GOLD, OPT),
+    M("ladder-kl-online-constant-weight", "tnt_ref/fisher/ladder.py", "n_batches / (n_batches + 1), damping)", "0.9, damping)", GOLD, FISH),
+    M("ladder-kl-online-scale-m", "tnt_ref/fisher/ladder.py", "* math.sqrt(batch_size))", "* batch_size)", GOLD, FISH),
+    M("gram-eigen-inner-unrotated", "tnt_ref/fisher/gram.py", "inner, normK2 = blk.quad_inv(Q, eig), float(np.sum(eig * eig))", "inner, normK2 = float(np.sum(eig * blk.diag())), float(np.sum(eig * eig))", "pytest tests/test_fisher_gram.py", FISH),
+    M("gram-rotated-diag-unrotated", "tnt_ref/fisher/gram.py", "P = self.delta @ Q[0]  # (n, C, out)", "P = self.delta  # (n, C, out)", "pytest tests/test_fisher_gram.py", FISH),
+    M("ladder-kl-proj-damped", "tnt_ref/fisher/ladder.py", "kl_proj = kl_to(S)[0] if", "kl_proj = kl_to(S + damping * np.eye(D))[0] if", GOLD, FISH),
+    M("gram-kl-proj-damped", "tnt_ref/fisher/gram.py", "kl, kl_proj = kl_to(lam), kl_to(0.0)", "kl, kl_proj = kl_to(lam), kl_to(lam)", "pytest tests/test_fisher_gram.py", FISH),
+    M("ladder-kl-shampoo-row-undamped", "tnt_ref/fisher/ladder.py", "res = _kl_fixed_point(st, damping,", "res = _kl_fixed_point(st, 1e-12,", GOLD, FISH),
     # --- Adam, SGD
     M("adam-c2-b1", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1 - b1**t, 1 - b1**t", GOLD, OPT),
     M("adam-no-bias-correction", "tnt_ref/optim/adam.py", "c1, c2 = 1 - b1**t, 1 - b2**t", "c1, c2 = 1.0, 1.0", GOLD, OPT),

@@ -16,11 +16,20 @@ def test_estimators_command(capsys):
 
 
 def test_fisher_command_writes_json_and_figure(tmp_path, capsys):
-    assert main(["fisher", "--model", "mlp", "--n", "20", "--out", str(tmp_path)]) == 0
+    # the gram path: at n = 20 the exact blocks have rank N = 200 < D = 2048, where it is 20 times faster
+    assert main(["fisher", "--model", "mlp", "--n", "20", "--exact", "gram", "--out", str(tmp_path)]) == 0
     res = json.loads((tmp_path / "fisher_mlp.json").read_text())
-    assert {r["method"] for r in res["rows"]} >= {"tnt-exact", "kfac", "mle", "frobenius", "shampoo", "diagonal"}
+    assert {r["method"] for r in res["rows"]} >= {"tnt-exact", "kfac", "mle", "frobenius", "shampoo", "diagonal",
+                                                  "shampoo-exact", "shampoo2", "soap", "kl-shampoo", "kl-shampoo-batch-mean"}
     assert (tmp_path / "fisher_mlp.png").stat().st_size > 10_000
     assert "fc1.weight" in capsys.readouterr().out
+
+
+def test_fisher_on_a_compare_problems_network(tmp_path):
+    """``--model compare-mlp`` is the network ``tnt-ref compare --problem mlp`` trains (64-64-10)."""
+    assert main(["fisher", "--model", "compare-mlp", "--n", "12", "--exact", "gram", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "fisher_compare-mlp.json").read_text())
+    assert {r["layer"]: r["shape"] for r in res["rows"]}["fc1.weight"] == [64, 64]
 
 
 def test_cli_errors(capsys):

@@ -94,6 +94,35 @@ def test_tnt_convention_flags_have_choices_and_reach_compare(capsys):
     assert "(default: first)" in text and "(default: before)" in text and "(default: own-tensor)" in text
 
 
+def test_kl_shampoo_hyperparameter_flags_reach_the_optimizer(tmp_path, capsys):
+    out = tmp_path / "kl"
+    assert main(["train", "--problem", "mlp", "--optimizer", "kl-shampoo", "--lr", "1e-3", "--epochs", "1", "--out",
+                 str(out), "--damping", "3e-4", "--T1", "2", "--T2", "7", "--decay", "0.95", "--momentum", "0.5",
+                 "--weight-decay", "0.01", "--conv-modes", "2"]) == 0
+    cfg = json.loads((out / "history.json").read_text())["config"]
+    h = cfg["hyper"]
+    assert cfg["optimizer"] == "kl-shampoo"
+    assert (h["damping"], h["T1"], h["T2"], h["decay"], h["momentum"], h["weight_decay"], h["conv_modes"]) == (
+        3e-4, 2, 7, 0.95, 0.5, 0.01, 2)
+    capsys.readouterr()
+    assert main(["train", "--problem", "mlp", "--optimizer", "kl-shampoo", "--lr", "1e-3", "--epochs", "1", "--out",
+                 str(tmp_path / "x"), "--stat-scale", "per-example"]) == 2
+    assert "--stat-scale does not apply to kl-shampoo" in capsys.readouterr().err
+
+
+def test_soap_and_floor_flags_reach_the_optimizers(tmp_path):
+    out = tmp_path / "soap"
+    assert main(["train", "--problem", "autoencoder", "--optimizer", "soap", "--lr", "1e-3", "--epochs", "1", "--out",
+                 str(out), "--b1", "0.8", "--b2", "0.99", "--eps", "1e-6", "--decay", "0.9", "--T1", "2", "--T2", "5"]) == 0
+    h = json.loads((out / "history.json").read_text())["config"]["hyper"]
+    assert (h["b1"], h["b2"], h["eps"], h["decay"], h["T1"], h["T2"]) == (0.8, 0.99, 1e-6, 0.9, 2, 5)
+    for name in ("shampoo", "kl-shampoo"):
+        out = tmp_path / name
+        assert main(["train", "--problem", "autoencoder", "--optimizer", name, "--lr", "1e-4", "--epochs", "1",
+                     "--out", str(out), "--floor", "1e-9"]) == 0
+        assert json.loads((out / "history.json").read_text())["config"]["hyper"]["floor"] == 1e-9
+
+
 def test_lock_refuses_a_second_live_run_and_replaces_a_stale_one(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

@@ -292,3 +292,18 @@ def test_ladder_conv_views_frobenius_is_best_in_its_own_metric(rng, conv_modes):
     for layer in ("conv1.weight", "fc1.weight"):
         assert err[(layer, "frobenius")] <= err[(layer, "tnt-exact")] + 1e-9
         assert err[(layer, "frobenius")] <= err[(layer, "mle")] + 1e-9
+
+
+def test_ladder_skips_a_dead_layer_and_fits_a_zero_block(rng):
+    """A ReLU layer whose units are all off has a zero exact block (and so does the next weight, whose input is 0):
+    the ladder says so and skips it (no relative error exists), on both paths, without NaN or warnings."""
+    net = mlp([3, 4, 2], "relu", "softmax_cross_entropy")
+    params = net.init(rng)
+    params["fc1.bias"] = np.full(4, -100.0)  # every hidden unit dead
+    X, y = rng.standard_normal((6, 3)), rng.integers(0, 2, 6)
+    for exact in ("dense", "gram"):
+        res = approximation_ladder(net, params, X, y, np.random.default_rng(0), batch_size=3, n_mc=1, exact=exact)
+        assert [s["layer"] for s in res.skipped] == ["fc1.weight", "fc1.bias", "fc2.weight"]
+        assert {r["layer"] for r in res.rows} == {"fc2.bias"}
+        assert all(np.isfinite(r["rel_error"]) for r in res.rows)
+    assert all(np.array_equal(u, np.zeros((d, d))) for u, d in zip(frobenius_kron_fit(np.zeros((6, 6)), (2, 3)), (2, 3)))

@@ -220,6 +220,8 @@ _KEYS = {
     "tnt-ef": ["momentum", "decay", "damping", "T1", "T2"],
     "kfac": ["momentum", "decay", "damping", "T1", "T2", "weight_decay"],
     "shampoo": ["momentum", "decay", "damping", "T1", "T2", "weight_decay"],
+    "kl-shampoo": ["momentum", "decay", "damping", "T1", "T2", "weight_decay"],
+    "soap": ["b1", "b2", "eps", "decay", "T1", "T2", "weight_decay"],
 }
 
 
@@ -241,7 +243,7 @@ _PARAMS = _NET.init(np.random.default_rng(0))
 
 @FUZZ
 @given(
-    st.sampled_from(["sgd", "tnt", "kfac", "adam", "shampoo"]),
+    st.sampled_from(["sgd", "tnt", "kfac", "adam", "shampoo", "kl-shampoo", "soap"]),
     st.data(),
     st.integers(0, 4),
     st.sampled_from([3, 3, 3, 2]),
@@ -336,7 +338,8 @@ def test_fuzz_cnn_constructor(kernel, stride, padding, n_classes, channels):
 
 _STATE_OPTS = {"tnt": lambda: make_optimizer("tnt", 0.1), "sgd": lambda: make_optimizer("sgd", 0.1),
                "adam": lambda: make_optimizer("adam", 0.1), "kfac": lambda: make_optimizer("kfac", 0.1),
-               "shampoo": lambda: make_optimizer("shampoo", 0.1)}
+               "shampoo": lambda: make_optimizer("shampoo", 0.1), "kl-shampoo": lambda: make_optimizer("kl-shampoo", 0.1),
+               "soap": lambda: make_optimizer("soap", 0.1)}
 
 
 @FUZZ

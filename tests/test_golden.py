@@ -256,6 +256,135 @@ def test_shampoo_roots_and_ema_match_dense_reference():
         assert _close(got[t], ref[t]) < 1e-8, t
 
 
+def _kl_dense_step(S, G, beta, kappa):
+    """``S_i <- beta S_i + (1-beta) [(d_i/D) G_(i) (kron_{j != i} S_j^{-1}) G_(i)^T + kappa (d_i/D) prod_{j != i} tr S_j^{-1} I]``
+    by explicit unfoldings, dense ``kron`` and ``numpy.linalg.inv``, every mode from the old factors."""
+    ts = G.shape
+    kk, D = len(ts), math.prod(ts)
+    inv = [np.linalg.inv(s) for s in S]
+    new = []
+    for i, d in enumerate(ts):
+        others = [j for j in range(kk) if j != i]
+        Wk = kron(*[inv[j] for j in others]) if others else np.ones((1, 1))
+        T = (d / D) * (_unfold(G, i) @ Wk @ _unfold(G, i).T)
+        T = T + kappa * (d / D) * math.prod(np.trace(inv[j]) for j in others) * np.eye(d)
+        new.append(beta * S[i] + (1 - beta) * T)
+    return new
+
+
+def dense_kl_shampoo_reference(net, params, X, y, steps, *, lr, mu, beta, kappa, T1, T2, gamma):
+    """KL-Shampoo from the definitions [LLD+26]: the first statistics step is spec section 3's TNT formula on
+    the damped moments ``S_i + kappa (D/d_i) I``; later ones
+    ``S_i <- beta S_i + (1-beta) [(d_i/D) g_(i) (kron_{j != i} S_j^{-1}) g_(i)^T + kappa (d_i/D) prod_{j != i} tr S_j^{-1} I]``
+    by explicit unfoldings, dense ``kron`` and ``numpy.linalg.inv`` (every mode from the old factors);
+    the preconditioner ``(kron S_i)^(-1/2)`` by scipy's fractional power of the dense product."""
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    S, P, out = {}, {}, []
+    for t in range(steps):
+        g = net.loss_and_grad(params, X, y)[1]
+        v = {k: mu * v[k] + g[k] for k in g}
+        for k, p in params.items():
+            ts = tensor_shape(p.shape)
+            G, kk, D = g[k].reshape(ts), len(ts), math.prod(ts)
+            if t % T1 == 0 and t == 0:
+                S[k] = _tnt_U([m + kappa * (D / d) * np.eye(d) for m, d in zip(_moments(G), ts)], ts)
+            elif t % T1 == 0:
+                S[k] = _kl_dense_step(S[k], G, beta, kappa)
+            if t % (T1 if t < T2 else T2) == 0:
+                P[k] = np.real(scipy.linalg.fractional_matrix_power(kron(*S[k]), -0.5))
+        params = {k: (1 - lr * gamma) * p - lr * (P[k] @ v[k].reshape(-1)).reshape(p.shape) for k, p in params.items()}
+        out.append(params)
+    return out
+
+
+def test_kl_shampoo_matches_dense_reference():
+    """Conv kernel as 3 modes, a linear weight, biases; statistics at t = 0, 2, 4, 6, roots at t = 0, 2, 4."""
+    net, params, X, y = _conv_problem()
+    h = dict(lr=0.01, mu=0.8, beta=0.7, kappa=1e-3, T1=2, T2=4, gamma=0.01)
+    ref = dense_kl_shampoo_reference(net, params, X, y, 7, **h)
+    opt = make_optimizer("kl-shampoo", h["lr"], momentum=h["mu"], decay=h["beta"], damping=h["kappa"], T1=2, T2=4,
+                         weight_decay=h["gamma"])
+    got = _drive(opt, net, params, X, y, 7, 0)
+    for t in range(7):
+        assert _close(got[t], ref[t]) < 1e-8, t
+    assert _close(got[-1], params) > 1e-3  # it moved
+    # KL-Shampoo is not Shampoo with power -1/2: the coupling through the other factors' inverses shows
+    sh = _drive(make_optimizer("shampoo", h["lr"], momentum=h["mu"], decay=h["beta"], damping=h["kappa"], T1=2, T2=4,
+                               weight_decay=h["gamma"]), net, params, X, y, 7, 0)
+    assert _close(got[-1], sh[-1]) > 1e-3
+
+
+def dense_soap_reference(net, params, batches, Q0, *, lr, b1, b2, eps, beta, T1, T2, gamma):
+    """SOAP from its definition [VMZ+25]: ``L_i`` EMA of ``g_(i) g_(i)^T`` by explicit unfoldings; the basis ``Q0``
+    at ``t = 0`` (checked to be eigenvectors of ``L_i``), then every ``T2`` steps
+    ``Q_i = qr((L_i + 1e-6 tr(L_i)/d_i I) Q_i)``; rotations by the dense ``kron(Q_1..Q_k)``; Adam with bias
+    corrections in the rotated coordinates."""
+    m = {k: np.zeros_like(p) for k, p in params.items()}
+    v, L, Q, out = {}, {}, {}, []
+    for t, (X, y) in enumerate(batches):
+        g = net.loss_and_grad(params, X, y)[1]
+        new = {}
+        for k, p in params.items():
+            ts = tensor_shape(p.shape)
+            if t % T1 == 0:
+                M = _moments(g[k].reshape(ts))
+                L[k] = M if t == 0 else [beta * a + (1 - beta) * b for a, b in zip(L[k], M)]
+            if t % T2 == 0:
+                if t == 0:
+                    Q[k] = [np.asarray(q) for q in Q0[k]]
+                    for a, q in zip(L[k], Q[k]):  # eigenvectors of L_i: q^T L q is diagonal
+                        R = q.T @ a @ q
+                        assert np.abs(R - np.diag(np.diag(R))).max() <= 1e-12 * np.abs(a).max()
+                        np.testing.assert_allclose(q.T @ q, np.eye(len(q)), atol=1e-12)
+                else:
+                    Q[k] = [np.linalg.qr(((a + a.T) / 2 + 1e-6 * np.trace(a) / len(a) * np.eye(len(a))) @ q)[0]
+                            for a, q in zip(L[k], Q[k])]
+            Qk = kron(*Q[k])
+            m[k] = b1 * m[k] + (1 - b1) * g[k]
+            g_rot, m_rot = Qk.T @ g[k].reshape(-1), Qk.T @ m[k].reshape(-1)
+            v[k] = b2 * v.get(k, 0.0) + (1 - b2) * g_rot**2
+            n_rot = (m_rot / (1 - b1 ** (t + 1))) / (np.sqrt(v[k] / (1 - b2 ** (t + 1))) + eps)
+            new[k] = (1 - lr * gamma) * p - lr * (Qk @ n_rot).reshape(p.shape)
+        params = new
+        out.append(params)
+    return out
+
+
+def test_soap_matches_dense_reference():
+    """Conv kernel as 3 modes (2, 1, 4), a linear weight (3, 8), biases; a fresh mini-batch per step; statistics
+    every step, bases at t = 0 and 10.
+
+    The first statistics are rank-deficient (one gradient; biases are rank one): the eigenvectors of their null
+    space are arbitrary, fixed by round-off, and a power step's QR cannot recover a direction that ``L_i`` maps
+    to round-off. So the reference starts from the optimizer's first basis (after checking that it
+    diagonalizes the statistics), and the problem is small enough that by the power step at ``t = 10`` every
+    ``L_i`` has full rank or a one-dimensional null space (the softmax's ``1``, fixed up to sign)."""
+    rng = np.random.default_rng(3)
+    net = cnn((1, 3, 3), (2,), 2, 3, "tanh")
+    params = net.init(rng)
+    batches = [(rng.standard_normal((12, 1, 3, 3)), rng.integers(0, 3, 12)) for _ in range(13)]
+    # eps = 1e-4: in the softmax's null direction the rotated gradient is round-off (~1e-12 once the basis has
+    # moved), and Adam's m / (sqrt(v) + eps) scales it by 1/eps; with 1e-8 the two paths part at 1e-5
+    h = dict(lr=0.01, b1=0.8, b2=0.9, eps=1e-4, beta=0.7, T1=1, T2=10, gamma=0.01)
+    opt = make_optimizer("soap", h["lr"], b1=h["b1"], b2=h["b2"], eps=h["eps"], decay=h["beta"], T1=1, T2=10,
+                         weight_decay=h["gamma"])
+    state, p, got = opt.init(params), params, []
+    for t, (X, y) in enumerate(batches):
+        _, p, state = train_step(net, opt, p, state, X, y, np.random.default_rng(0))
+        got.append(p)
+        if t == 0:
+            Q0 = state.basis
+    ref = dense_soap_reference(net, params, batches, Q0, **h)
+    for t in range(13):
+        assert _close(got[t], ref[t]) < 1e-8, t
+    # not Adam: the rotation matters
+    adam_opt = make_optimizer("adam", h["lr"], b1=h["b1"], b2=h["b2"], eps=h["eps"], weight_decay=h["gamma"])
+    state, p = adam_opt.init(params), params
+    for X, y in batches:
+        _, p, state = train_step(net, adam_opt, p, state, X, y, np.random.default_rng(0))
+    assert _close(got[-1], p) > 1e-3
+
+
 def test_adam_bias_correction_matches_reference():
     rng = np.random.default_rng(4)
     net = mlp([5, 4, 3], "tanh", "softmax_cross_entropy")
@@ -300,6 +429,97 @@ def test_ladder_batch_mean_scale_estimates_F():
     assert 0.8 < tr_bm / np.trace(F) < 1.25, tr_bm / np.trace(F)  # 1/m = 0.0625 or m = 16 would be far off
     assert 0.8 < tr_pe / np.trace(F) < 1.25, tr_pe / np.trace(F)
     assert set(METHODS) == {r["method"] for r in res.rows}
+    # KL-Shampoo's online estimate runs on sqrt(m) Gbar: its trace is F's plus the damping's, not m or 1/m times it
+    D = F.shape[0]
+    tr_kl = float(np.sum(res.spectra["fc1.weight"]["kl-shampoo-batch-mean"]))
+    assert 0.8 < tr_kl / (np.trace(F) + 1e-2 * D) < 1.25, tr_kl / (np.trace(F) + 1e-2 * D)
+
+
+def _ladder_case():
+    rng = np.random.default_rng(5)
+    net = mlp([5, 4, 3], "tanh", "softmax_cross_entropy")
+    params = {k: v + 0.5 * rng.standard_normal(v.shape) for k, v in net.init(rng).items()}
+    X, y = rng.standard_normal((20, 5)), rng.integers(0, 3, 20)
+    return net, params, X, y
+
+
+def test_ladder_shampoo_family_rows_against_dense_formulas():
+    """The rows of issue 26 recomputed from the dense block with explicit partial traces: Shampoo's fractional
+    power (trace-matched), the Frobenius projection onto ``kron S_i`` (one power step), SOAP's rotated diagonal
+    in the eigenbasis of ``S_i``, and the MLE of ``F + lam I`` (KL-Shampoo's fixed point)."""
+    net, params, X, y = _ladder_case()
+    lam = 1e-2
+    res = approximation_ladder(net, params, X, y, np.random.default_rng(1), damping=lam, batch_size=5, n_mc=1,
+                               names=["fc1.weight"], methods=["shampoo-exact", "shampoo2", "soap", "kl-shampoo"])
+    F = exact_fisher_blocks(net, params, X, names=["fc1.weight"])["fc1.weight"]
+    g = net.loss_and_grad(params, X, y)[1]["fc1.weight"].reshape(-1)
+    T = F.reshape(4, 5, 4, 5)
+    S1, S2 = np.einsum("ajbj->ab", T), np.einsum("jajb->ab", T)  # partial traces: the exact mode moments
+    R1, R2 = (np.real(scipy.linalg.fractional_matrix_power(s, 0.5)) for s in (S1, S2))
+    K = kron(S1, S2)
+    Q = kron(np.linalg.eigh(S1)[1], np.linalg.eigh(S2)[1])
+    want = {
+        "shampoo-exact": kron(R1, R2) * np.trace(F) / (np.trace(R1) * np.trace(R2)),
+        "shampoo2": K * np.sum(F * K) / np.sum(K * K),
+        "soap": (Q * np.diag(Q.T @ F @ Q)) @ Q.T,
+        "kl-shampoo": kron(*mle(covariance=F + lam * np.eye(20), shape=(4, 5), tol=0.0, max_iter=3000).factors),
+    }
+    rows = {r["method"]: r for r in res.rows}
+    assert set(rows) == set(want)
+    for m, K_m in want.items():
+        ref = compare_to_exact(F, K_m, g, lam)
+        for key in ("rel_error", "kl", "cosine"):
+            assert rows[m][key] == pytest.approx(ref[key], rel=1e-6), (m, key)  # mle's own stopping rule: ~1e-8
+    assert rows["shampoo2"]["rel_error"] < rows["shampoo-exact"]["rel_error"]  # the two are not the same matrix
+
+
+def test_kl_shampoo_row_minimizes_kl_proj_among_kronecker_rows():
+    """``kl_proj = KL(N(0, F + lam I) || N(0, F_hat))`` is the objective KL-Shampoo's damped fixed point minimizes over
+    Kronecker products (spec section 4), so no Kronecker row of the ladder goes below it [derived]; the MLE of the
+    undamped ``F`` (the ``mle`` row) does not minimize it."""
+    net, params, X, y = _ladder_case()
+    res = approximation_ladder(net, params, X, y, np.random.default_rng(1), damping=0.05, batch_size=5, n_mc=2,
+                               names=["fc1.weight"])
+    rows = {r["method"]: r for r in res.rows}
+    best = rows["kl-shampoo"]["kl_proj"]
+    kron_rows = ["tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo",
+                 "shampoo-exact", "shampoo2", "kl-shampoo-batch-mean"]
+    for m in kron_rows:
+        assert rows[m]["kl_proj"] >= best * (1 - 1e-9), (m, rows[m]["kl_proj"], best)
+    assert rows["mle"]["kl_proj"] > best * (1 + 1e-6)
+    # the ladder's damped KL is another objective: there the damped fixed point is not the minimum here
+    assert min(rows[m]["kl"] for m in kron_rows) < rows["kl-shampoo"]["kl"]
+
+
+def test_ladder_kl_shampoo_batch_mean_replays_its_stream():
+    """``kl-shampoo-batch-mean`` replayed: the ladder's draws in its order (per pass: labels for the per-example
+    statistics, a permutation, labels per mini-batch), each mini-batch mean gradient times ``sqrt(m)``, the first
+    as spec section 3's TNT formula on the damped moments, then ``_kl_dense_step`` with the running-mean weight
+    ``t / (t + 1)``."""
+    net, params, X, y = _ladder_case()
+    lam, m, n_mc, n = 1e-2, 5, 3, X.shape[0]
+    res = approximation_ladder(net, params, X, y, np.random.default_rng(1), damping=lam, batch_size=m, n_mc=n_mc,
+                               names=["fc1.weight"], methods=["kl-shampoo-batch-mean"])
+    rng, S, t = np.random.default_rng(1), None, 0
+    for _ in range(n_mc):
+        net.sample_labels(params, X, rng)  # the per-example statistics' draw
+        perm = rng.permutation(n)
+        for b in range(n // m):
+            Xb = X[perm[b * m : (b + 1) * m]]
+            G = net.loss_and_grad(params, Xb, net.sample_labels(params, Xb, rng))[1]["fc1.weight"] * math.sqrt(m)
+            if S is None:
+                S = _tnt_U([s + lam * (20 / d) * np.eye(d) for s, d in zip(_moments(G), (4, 5))], (4, 5))
+            else:
+                S = _kl_dense_step(S, G, t / (t + 1), lam)
+            t += 1
+    F = exact_fisher_blocks(net, params, X, names=["fc1.weight"])["fc1.weight"]
+    g = net.loss_and_grad(params, X, y)[1]["fc1.weight"].reshape(-1)
+    ref = compare_to_exact(F, kron(*S), g, lam)
+    row = res.rows[0]
+    for key in ("rel_error", "kl", "cosine"):
+        assert row[key] == pytest.approx(ref[key], rel=1e-9), key
+    np.testing.assert_allclose(res.spectra["fc1.weight"]["kl-shampoo-batch-mean"],
+                               np.sort(np.linalg.eigvalsh(kron(*S)))[::-1], rtol=1e-9, atol=1e-15)
 
 
 def _kl_dense(A, B):

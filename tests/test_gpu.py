@@ -77,7 +77,7 @@ def test_cupy_float64_step_equals_numpy(cp):
     rng0 = np.random.default_rng(3)
     p = net.init(rng0)
     X, y = rng0.random((20, 8)), rng0.integers(0, 3, 20)
-    for name in ("tnt", "kfac", "shampoo", "adam", "sgd"):
+    for name in ("tnt", "kfac", "shampoo", "adam", "sgd", "kl-shampoo", "soap"):
         out = []
         for xp in (namespace_for("numpy"), cp):
             rng = np.random.default_rng(4)

@@ -24,7 +24,7 @@ from tnt_ref.data import random_spd, synthetic_tensor_normal_gradients
 from tnt_ref.experiments import _gaussian_kl, estimator_study
 from tnt_ref.models import Sequential, cnn, mlp
 from tnt_ref.models.layers import Activation, Conv2d, Linear
-from tnt_ref.optim import adam, kfac, sgd, shampoo, tnt, tnt_warm_start
+from tnt_ref.optim import adam, kfac, kl_shampoo, sgd, shampoo, soap, tnt, tnt_warm_start
 from tnt_ref.training import run
 
 
@@ -52,6 +52,9 @@ def test_dense_objects_are_refused_before_allocation_with_size_and_way_around():
     params = {"w": np.zeros((1, 200_000))}  # tnt would keep a 200000 x 200000 factor
     with pytest.raises(DenseTooLargeError, match=r"tnt's curvature factor of 'w'.*another optimizer"):
         tnt(0.1).init(params)
+    for opt in (kl_shampoo(0.1), soap(0.1)):  # the Shampoo family keeps the same factors, behind the same door
+        with pytest.raises(DenseTooLargeError, match=rf"{opt.name}'s curvature factor of 'w'.*another optimizer"):
+            opt.init(params)
     sgd(0.1).init(params)  # no factors: fine
     assert issubclass(DenseTooLargeError, ValueError)
 
@@ -90,6 +93,8 @@ def test_mle_nan_tolerance_is_refused():
 def test_nan_floor_infinite_budget_and_overflowing_damping_are_refused():
     with pytest.raises(ValueError, match="`floor` must be non-negative and finite; got floor=nan"):
         shampoo(0.1, floor=math.nan)
+    with pytest.raises(ValueError, match="`floor` must be non-negative and finite; got floor=nan"):
+        kl_shampoo(0.1, floor=math.nan)
     with pytest.raises(ValueError, match="`floor`"):
         tnt_ref.kronecker.safe_eigh(np.eye(2), floor=math.nan)
     with pytest.raises(ValueError, match="`seconds` must be positive and finite; got seconds=inf"):
@@ -104,6 +109,9 @@ def test_nan_floor_infinite_budget_and_overflowing_damping_are_refused():
     tnt(0.1, damping=1e-11).init(p32)
     tnt(0.1, damping=1e-20).init({"w": np.ones((3, 4))})  # (1e20)**2 fits in float64
     shampoo(0.1, damping=1e-300).init(params)  # the root only reaches damping**-1/2
+    kl_shampoo(0.1, damping=1e-300).init(params)  # so does KL-Shampoo's (kron S_i)^-1/2 of damped factors
+    with pytest.raises(ValueError, match=r"`damping`=1e-300 is too small for kl-shampoo .*damping >= "):
+        kl_shampoo(0.1, damping=1e-300).init({"w": np.ones((3, 4), np.float32)})
     with pytest.raises(ValueError, match=r"`cond` must be a finite number in \[1"):
         random_spd(np.random.default_rng(0), 3, cond=math.nan)
     assert check_real(0.5, "x", low=0, high=1) == 0.5
@@ -211,7 +219,7 @@ def test_optimizer_state_is_matched_to_its_optimizer_and_parameters():
     params = {"w": np.ones((3, 4)), "b": np.zeros(3)}
     grads = {k: np.ones_like(v) for k, v in params.items()}
     s_sgd = sgd(0.1).init(params)
-    for opt in (tnt(0.1), adam(0.1), kfac(0.1), shampoo(0.1)):
+    for opt in (tnt(0.1), adam(0.1), kfac(0.1), shampoo(0.1), kl_shampoo(0.1), soap(0.1)):
         with pytest.raises(TypeError, match=rf"`state` is a SGDState, not the .* of optimizer '{opt.name}'"):
             opt.update(grads, s_sgd, params)
     with pytest.raises(TypeError, match="SGDState, not the TNTState"):

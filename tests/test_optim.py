@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tnt_ref import kron
+from tnt_ref import TNTRefWarning, kron
 from tnt_ref.data import load_digits
 from tnt_ref.tensor import tensor_shape
 from tnt_ref.models import cnn, mlp
@@ -21,6 +21,8 @@ SAFE = {  # learning rate and keyword arguments that are stable on every small p
     "adam": (1e-2, {}),
     "kfac": (1e-2, dict(damping=0.3, T1=2, T2=3)),
     "shampoo": (1e-2, dict(damping=1e-3, T1=1, T2=3)),
+    "kl-shampoo": (3e-3, dict(damping=1e-3, T1=1, T2=3)),
+    "soap": (1e-2, dict(T1=1, T2=3)),
 }
 
 
@@ -242,10 +244,39 @@ def test_missing_extra_inputs_are_clear_errors():
         ("tnt", dict(learning_rate=0.1, ema="adam"), r"`ema` must be one of"),
         ("tnt", dict(learning_rate=0.1, momentum_placement="both"), r"`momentum_placement` must be one of"),
         ("tnt", dict(learning_rate=0.1, bias="row"), r"`bias` must be one of"),
-        ("lbfgs", dict(learning_rate=0.1), r"unknown optimizer 'lbfgs'; valid: \['tnt', 'tnt-ef', 'sgd', 'adam', 'kfac', 'shampoo'\]"),
+        ("lbfgs", dict(learning_rate=0.1), r"unknown optimizer 'lbfgs'; valid: \['tnt', 'tnt-ef', 'sgd', 'adam', 'kfac', 'shampoo', 'kl-shampoo', 'soap'\]"),
+        ("soap", dict(learning_rate=0.1, b2=1.0), r"`b2` must be in \[0, 1\)"),
+        ("kl-shampoo", dict(learning_rate=0.1, damping=0.0), r"`damping` must be positive"),
     ],
 )
 def test_bad_hyperparameters(name, kwargs, match):
     lr = kwargs.pop("learning_rate")
     with pytest.raises(ValueError, match=match):
         make_optimizer(name, lr, **kwargs)
+
+
+def test_kl_shampoo_refuses_a_decay_that_loses_the_scale_of_3_way_kernels():
+    """``decay <= (k-2)/k`` makes the factors' overall scale blow up on a k-way tensor (estimators' test)."""
+    net = cnn((1, 5, 5), channels=(2,), kernel=3, n_classes=3, activation="relu")
+    params = net.init(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"`decay` must exceed \(k-2\)/k = 0.333 for the 3-way tensor 'conv1.weight'"):
+        make_optimizer("kl-shampoo", 1e-3, decay=0.3).init(params)
+    make_optimizer("kl-shampoo", 1e-3, decay=0.3, conv_modes=2).init(params)  # 2-way kernels: any decay
+    make_optimizer("kl-shampoo", 1e-3, decay=0.34).init(params)
+
+
+def test_kl_shampoo_root_failure_keeps_the_previous_preconditioner():
+    net = mlp([4, 3], "identity", "squared_error")
+    rng = np.random.default_rng(0)
+    params = net.init(rng)
+    X, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+    opt = make_optimizer("kl-shampoo", 1e-2, T1=1, T2=1)
+    state = opt.init(params)
+    _, params, state = train_step(net, opt, params, state, X, y, rng)
+    g = {k: np.full_like(v, np.nan) for k, v in params.items()}
+    with pytest.warns(TNTRefWarning) as rec:
+        _, new = opt.update(g, state, params)
+    assert sorted(str(w.message).split(" failed")[0] for w in rec) == [
+        "KL-Shampoo: the root of 'fc1.bias'", "KL-Shampoo: the root of 'fc1.weight'"]
+    for a, b in zip(new.roots["fc1.weight"], state.roots["fc1.weight"]):
+        assert a is b

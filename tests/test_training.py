@@ -12,7 +12,7 @@ import tnt_ref.training as T
 from tnt_ref.training import CheckpointError, DivergedError, compare, run
 
 
-@pytest.mark.parametrize("optimizer", ["tnt", "kfac", "shampoo", "adam"])
+@pytest.mark.parametrize("optimizer", ["tnt", "kfac", "shampoo", "adam", "kl-shampoo", "soap"])
 def test_resume_is_bit_identical(tmp_path, optimizer):
     ck = tmp_path / "run.npz"
     full = run("mlp", optimizer, 1e-4, epochs=3, seed=1, progress=False)

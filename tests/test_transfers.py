@@ -7,8 +7,9 @@ code path run on them is instrumented here: every conversion of an array to a ho
 What the counts pin: an ordinary step of every optimizer reads the host exactly twice (the loss, and
 one finiteness check of all gradients together, the edges of the step); the labels of the
 statistics pass are sampled on the device (only uniforms travel host -> device); the optimizers'
-``update`` itself reads nothing, except on TNT's and Shampoo's inverse steps (every ``T2`` steps),
-where the scale rule's traces and the factor checks are read.
+``update`` itself reads nothing, except on TNT's, Shampoo's and KL-Shampoo's inverse steps (every
+``T2`` steps), where the scale rule's traces and the factor checks are read (KL-Shampoo's
+statistics steps between them read nothing).
 """
 
 from __future__ import annotations
@@ -74,13 +75,13 @@ def test_ordinary_steps_read_the_host_twice(name, kind):
     rng = np.random.default_rng(1)
     params = net.init(rng, xp=array_api_strict)
     Xs, ys = array_api_strict.asarray(X), array_api_strict.asarray(y)
-    T = {"T1": 1, "T2": 4} if name in ("tnt", "tnt-ef", "kfac", "shampoo") else {}
+    T = {"T1": 1, "T2": 4} if name in ("tnt", "tnt-ef", "kfac", "shampoo", "kl-shampoo", "soap") else {}
     opt = make_optimizer(name, 1e-4, **T)
     state = opt.init(params)
     for t in range(7):
         with host_reads() as c:
             _, params, state = train_step(net, opt, params, state, Xs, ys, rng)
-        inverse_step = name in ("tnt", "tnt-ef", "shampoo") and (t < 4 or t % 4 == 0)
+        inverse_step = name in ("tnt", "tnt-ef", "shampoo", "kl-shampoo", "soap") and (t < 4 or t % 4 == 0)
         if inverse_step:
             assert c.get("__float__", 0) >= 2 and "__dlpack__" not in c and "__array__" not in c, (t, c)
         else:

@@ -355,7 +355,7 @@ def test_learning_rate_must_be_a_number(name, lr):
 
 
 @pytest.mark.parametrize("name,key", [("sgd", "momentum"), ("tnt", "decay"), ("kfac", "damping"), ("shampoo", "momentum"),
-                                      ("adam", "b1"), ("tnt", "T1")])
+                                      ("adam", "b1"), ("tnt", "T1"), ("kl-shampoo", "decay")])
 def test_none_hyperparameter_is_refused_by_name(name, key):
     with pytest.raises(TypeError, match=f"`{key}` must be"):
         make_optimizer(name, 0.1, **{key: None})

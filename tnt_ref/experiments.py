@@ -18,8 +18,9 @@ from .models import cnn, mlp
 from .tensor import kron
 from .tensor_normal import TensorNormal, tnt_factors
 from .tensor_normal_mle import mle, mle_min_samples
+from .training.problems import PROBLEMS
 
-__all__ = ["estimator_study", "fisher_study", "FISHER_MODELS"]
+__all__ = ["estimator_study", "fisher_study", "FISHER_MODELS", "COMPARE_MODELS"]
 
 
 def _gaussian_kl(S, K) -> float:
@@ -101,14 +102,22 @@ FISHER_MODELS = {
                     ["relu", "relu", "relu", "identity", "relu", "relu", "relu"], "sigmoid_cross_entropy"),
         False,
     ),
+    # the models of the `compare` study (tnt_ref.training.problems), so that closeness to the Fisher can be set
+    # beside the optimizers' ranking on the same networks
+    **{f"compare-{p.name}": (p.build, p.images) for p in PROBLEMS.values()},
 }
 
-#: Autoencoders: the targets are the inputs.
-_AUTOENCODERS = {"autoencoder-wide"}
+#: The ``--model compare`` group: the three ``compare`` problems' networks.
+COMPARE_MODELS = tuple(f"compare-{name}" for name in PROBLEMS)
 
-#: Warm-up learning rate of plain gradient descent per model (0.5 for the classifiers; the wide
-#: autoencoder's summed Bernoulli loss needs a smaller step).
-_WARMUP_LR = {"autoencoder-wide": 0.01}
+#: Autoencoders: the targets are the inputs.
+_AUTOENCODERS = {"autoencoder-wide", "compare-autoencoder"}
+
+#: Warm-up learning rate of plain gradient descent per model (0.5 for the classifiers; the autoencoders'
+#: summed Bernoulli losses need a smaller step; 0.5 kills every ReLU of the compare study's CNN (its loss
+#: stays at log 10 and its first convolution's Fisher block is exactly zero), so it takes 0.1, SGD-m's rate
+#: there).
+_WARMUP_LR = {"autoencoder-wide": 0.01, "compare-autoencoder": 0.01, "compare-cnn": 0.1}
 
 
 def fisher_study(
@@ -169,6 +178,9 @@ def fisher_study(
             "warmup_lr": lr,
             "exact": exact,
         },
-        "rows": res.rows,
+        # JSON has no infinity: a metric that is not finite (kl_proj of a singular estimate, the cosine of an
+        # indefinite one) is written as null
+        "rows": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()} for r in res.rows],
         "spectra": {nm: {m: [float(v) for v in lam] for m, lam in d.items()} for nm, d in res.spectra.items()},
+        "skipped": res.skipped,
     }

@@ -328,6 +328,8 @@ def frobenius_kron_fit(F, shape: Sequence[int], *, tol: float = 1e-13, max_iter:
     k = len(shape)
     if k == 1:
         return [(F + F.T) / 2]
+    if not bool(xp.any(F != 0)):  # F = 0: the optimum is 0 (the power iteration would divide by zero)
+        return [xp.zeros((d, d), dtype=F.dtype) for d in shape]
     T = _rearrange(F, shape)  # (d_1^2, ..., d_k^2)
     if k == 2:
         u, s, vt = xp.linalg.svd(T, full_matrices=False)

@@ -21,6 +21,11 @@ _COLORS = {  # distinct hues (tab10), so that neighbouring methods can be told a
     "kfac": "#d62728",
     "shampoo": "#9467bd",
     "diagonal": "#7f7f7f",
+    "shampoo-exact": "#c5b0d5",
+    "shampoo2": "#e377c2",
+    "soap": "#17becf",
+    "kl-shampoo": "#98df8a",
+    "kl-shampoo-batch-mean": "#c49c94",
     "exact": "black",
 }
 
@@ -40,38 +45,51 @@ def _save(fig, path: str | Path, title: str = "") -> Path:
 
 
 def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = "") -> Path:
-    """Left: relative Frobenius error per layer and method. Right: spectra of the exact block and its
-    approximations for the layer with the largest block."""
+    """Left: relative Frobenius error per layer and method. Middle: the damped KL per layer and method (log
+    scale). Right: spectra of the exact block and its approximations for the layer with the largest block."""
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    err = {(r["layer"], r["method"]): r["rel_error"] for r in rows}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5))
+    wide = max(1.0, len(layers) * len(methods) / 80)
+    fig, (ax1, ax3, ax2) = plt.subplots(1, 3, figsize=(max(20.0, 8.0 + 0.08 * len(layers) * len(methods)), 5.5),
+                                        gridspec_kw={"width_ratios": [wide, wide, 1]})
     width = 0.8 / len(methods)
     x = np.arange(len(layers))
-    for j, m in enumerate(methods):
-        vals = [err.get((lay, m), np.nan) for lay in layers]
-        bars = ax1.bar(x + j * width - 0.4 + width / 2, vals, width, label=m, color=_COLORS.get(m))
-        ax1.bar_label(bars, labels=[f"{v:.2f}" if np.isfinite(v) else "" for v in vals], fontsize=6, rotation=90, padding=2)
+    for ax, metric in ((ax1, "rel_error"), (ax3, "kl")):
+        val = {(r["layer"], r["method"]): r[metric] for r in rows}
+        for j, m in enumerate(methods):
+            vals = [val.get((lay, m)) for lay in layers]
+            vals = [np.nan if v is None else float(v) for v in vals]  # None: not finite in the JSON
+            bars = ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=m, color=_COLORS.get(m))
+            if metric == "rel_error":
+                ax.bar_label(bars, labels=[f"{v:.2f}" if np.isfinite(v) else "" for v in vals], fontsize=6, rotation=90,
+                             padding=2)
+        ax.set_xticks(x, layers, rotation=30, ha="right")
     ax1.set_ylim(0, 1.15 * np.nanmax([r["rel_error"] for r in rows]))  # linear: 0.30 and 0.33 stay apart
-    ax1.set_xticks(x, layers, rotation=30, ha="right")
     ax1.set_ylabel("||F - F_hat||_F / ||F||_F  (0 = exact)")
     ax1.set_title("relative error against the exact block Fisher")
     ax1.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax3.set_yscale("log")
+    inexact = [r["kl"] for r in rows if r["kl"] is not None and r["kl"] > 0 and r["rel_error"] > 1e-9]
+    if inexact:  # the exact rows (biases, k = 1) have round-off KLs; they would stretch the axis to 1e-15
+        ax3.set_ylim(bottom=min(inexact) / 3)
+    ax3.set_ylabel("KL(N(0, F + lam I) || N(0, F_hat + lam I))")
+    ax3.set_title("KL against the exact block Fisher (damped)")
     big = max(spectra, key=lambda nm: len(spectra[nm]["exact"]))
     for m, lam in spectra[big].items():
         lam = np.maximum(np.asarray(lam), 1e-16)
-        ax2.plot(np.arange(1, len(lam) + 1), lam, label=m, color=_COLORS.get(m), lw=2.5 if m == "exact" else 1.2)
+        ax2.plot(np.arange(1, len(lam) + 1), lam, label=m, color=_COLORS.get(m), lw=2.5 if m == "exact" else 1.2,
+                 zorder=3 if m == "exact" else 2)
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_xlabel("eigenvalue index")
     ax2.set_ylabel("eigenvalue")
     ax2.set_title(f"spectra, {big}")
-    ax2.legend(fontsize=8, ncol=2)
+    ax2.legend(fontsize=7, ncol=2)
     return _save(fig, path, title)
 
 
 _OPT_COLORS = {"tnt": "#1f77b4", "tnt-ef": "#17becf", "sgd": "#ff7f0e", "adam": "#2ca02c", "kfac": "#d62728",
-               "shampoo": "#9467bd"}
+               "shampoo": "#9467bd", "kl-shampoo": "#e377c2", "soap": "#bcbd22"}
 
 
 def _band(values: np.ndarray, level: float = 0.95):

@@ -29,7 +29,7 @@ from ._validation import (
     linalg_errors,
 )
 from .backend import get_namespace, to_numpy
-from .tensor import _mode_products
+from .tensor import _kron, _mode_products
 from .tensor_normal import _LOG_2PI, _logdet_from_chol, _normalize, _prod
 
 __all__ = ["MLEResult", "mle", "mle_min_samples"]
@@ -216,16 +216,18 @@ def _mode_update_samples(G, invs, i, shape):
 
 
 def _mode_update_cov(F, invs, i, shape):
+    """``(d_i / D) sum_{r, s} F[(a, r), (b, s)] (kron_{j != i} invs_j)[r, s]``: the partial trace of
+    ``F (I kron_{j != i} invs_j)`` with ``F`` viewed as ``(d_i, R, d_i, R)`` (``R = D / d_i``, the other modes
+    row-major) and one contraction with the dense ``(R, R)`` Kronecker product: ``O(D^2)`` work."""
     xp = get_namespace(F)
     k, D = len(shape), _prod(shape)
     d, R = shape[i], D // shape[i]
-    T = xp.reshape(F, (*shape, *shape))  # rows: axes 0..k-1, columns: axes k..2k-1
-    T = _mode_products(T, [None if j == i else invs[j] for j in range(k)], offset=k)
-    order = [i] + [j for j in range(k) if j != i] + [k + i] + [k + j for j in range(k) if j != i]
-    T = xp.reshape(xp.permute_dims(T, tuple(order)), (d, R, d, R))
-    T = xp.reshape(xp.permute_dims(T, (0, 2, 1, 3)), (d * d, R * R))
-    diag = xp.arange(R, dtype=xp.int64) * (R + 1)  # positions of (r, r) in the flattened (R, R)
-    U = xp.reshape(xp.sum(xp.take(T, diag, axis=1), axis=1), (d, d)) * (d / D)  # partial trace over j != i
+    order = [i] + [j for j in range(k) if j != i]
+    T = xp.permute_dims(xp.reshape(F, (*shape, *shape)), (*order, *[k + j for j in order]))
+    T = xp.reshape(T, (d, R, d, R))  # rows (a, r), columns (b, s)
+    others = [invs[j] for j in range(k) if j != i]
+    W = _kron(*others) if others else xp.ones((1, 1), dtype=F.dtype)  # (R, R), symmetric
+    U = xp.tensordot(T, W, axes=([1, 3], [0, 1])) * (d / D)
     return (U + U.T) / 2
 
 

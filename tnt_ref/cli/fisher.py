@@ -10,10 +10,11 @@ from ._args import nonneg_int, positive_float, positive_int
 def _cmd_fisher(args) -> int:
     from pathlib import Path  # noqa: PLC0415
 
+    from ..experiments import COMPARE_MODELS  # noqa: PLC0415
     from ..files import Outputs, atomic_write_json, prepare_output_dir  # noqa: PLC0415
 
     out = prepare_output_dir(Path(args.out), "--out")  # at the door: a bad folder fails before any work
-    models = ["mlp", "cnn"] if args.model == "both" else [args.model]
+    models = {"both": ["mlp", "cnn"], "compare": list(COMPARE_MODELS)}.get(args.model, [args.model])
     outs = Outputs()  # the files this run writes, locked; an earlier run's are replaced only with --overwrite
     for model in models:
         for ext in ("json", "png"):
@@ -36,10 +37,13 @@ def _run(args, out, models) -> int:
 
         res = fisher_study(model, n=args.n, damping=args.damping, seed=args.seed, conv_modes=args.conv_modes,
                            exact=args.exact, log=log)
-        print(f"{'layer':<14} {'method':<16} {'rel. error':>10} {'KL':>10} {'cos(dir)':>9} {'exact':>6}")
+        print(f"{'layer':<14} {'method':<22} {'rel. error':>10} {'KL':>10} {'KL proj.':>10} {'cos(dir)':>9} {'exact':>6}")
+        def num(v, fmt):  # null in the JSON: not finite (an infinite KL, an undefined cosine)
+            return format(v, fmt) if v is not None else format("inf/nan", fmt.split(".")[0])
+
         for r in res["rows"]:
-            print(f"{r['layer']:<14} {r['method']:<16} {r['rel_error']:>10.3g} {r['kl']:>10.3g} {r['cosine']:>9.4f}"
-                  f" {r['exact_path']:>6}")
+            print(f"{r['layer']:<14} {r['method']:<22} {num(r['rel_error'], '>10.3g')} {num(r['kl'], '>10.3g')} "
+                  f"{num(r['kl_proj'], '>10.3g')} {num(r['cosine'], '>9.4f')} {r['exact_path']:>6}")
         js = atomic_write_json(out / f"fisher_{model}.json", res)
         fig = plot_ladder(res["rows"], res["spectra"], out / f"fisher_{model}.png", title=f"{model} on digits, n={args.n}")
         print(f"wrote {js} and {fig} ({time.perf_counter() - t0:.1f} s)\n", flush=True)
@@ -48,8 +52,9 @@ def _run(args, out, models) -> int:
 
 def add_parsers(sub) -> None:
     fis = sub.add_parser("fisher", help="compare every Kronecker approximation with the exact block Fisher")
-    fis.add_argument("--model", choices=["mlp", "cnn", "autoencoder-wide", "both"], default="both",
-                     help="both = mlp and cnn")
+    fis.add_argument("--model", choices=["mlp", "cnn", "autoencoder-wide", "both", "compare", "compare-autoencoder",
+                                         "compare-mlp", "compare-cnn"], default="both",
+                     help="both = mlp and cnn; compare = the networks of the three `tnt-ref compare` problems")
     fis.add_argument("--exact", choices=["dense", "gram", "auto"], default="auto",
                      help="exact block: dense (D x D), gram (block-free, from V^T V), auto (dense when it fits)")
     fis.add_argument("--n", type=positive_int, default=300, help="number of digits images (2..1497)")

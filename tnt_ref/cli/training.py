@@ -33,14 +33,21 @@ EXIT_INTERRUPTED = 130
 #: Optimizer hyperparameter flags: (flag, keyword, type, help). ``None`` defaults mean the problem's setting.
 _HYPER_FLAGS = [
     ("--damping", "damping", positive_float,
-     "damping eps (tnt, tnt-ef, kfac, shampoo; default: 1e-2, shampoo 1e-4; compare tunes tnt's and tnt-ef's "
-     "over --damping-grid unless this is given)"),
-    ("--T1", "T1", positive_int, "steps between statistics updates (tnt, tnt-ef, kfac, shampoo; default: 1 on the "
-                                 "autoencoder, 5 on mlp and cnn)"),
-    ("--T2", "T2", positive_int, "steps between inverse updates (default: 20 on the autoencoder, 25 on mlp and cnn)"),
-    ("--momentum", "momentum", unit_float, "momentum (sgd, tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
-    ("--decay", "decay", unit_float, "EMA decay of the curvature statistics (tnt, tnt-ef, kfac, shampoo; default: 0.9)"),
+     "damping eps (tnt, tnt-ef, kfac, shampoo, kl-shampoo; default: 1e-2, shampoo 1e-4, kl-shampoo 1e-3; compare "
+     "tunes tnt's and tnt-ef's over --damping-grid and kl-shampoo's over 1e-4 1e-3 1e-2 unless this is given)"),
+    ("--T1", "T1", positive_int, "steps between statistics updates (tnt, tnt-ef, kfac, shampoo, kl-shampoo, soap; "
+                                 "default: 1 on the autoencoder, 5 on mlp and cnn)"),
+    ("--T2", "T2", positive_int, "steps between inverse (soap: eigenbasis) updates (default: 20 on the autoencoder, 25 "
+                                 "on mlp and cnn)"),
+    ("--momentum", "momentum", unit_float, "momentum (sgd, tnt, tnt-ef, kfac, shampoo, kl-shampoo; default: 0.9)"),
+    ("--decay", "decay", unit_float, "EMA decay of the curvature statistics (tnt, tnt-ef, kfac, shampoo, kl-shampoo, "
+                                     "soap; default: 0.9, soap 0.95)"),
     ("--weight-decay", "weight_decay", nonneg_float, "decoupled weight decay (all optimizers; default: 0)"),
+    ("--b1", "b1", unit_float, "first-moment decay (adam, soap; default: 0.9, soap 0.95)"),
+    ("--b2", "b2", unit_float, "second-moment decay (adam, soap; default: 0.999, soap 0.95)"),
+    ("--eps", "eps", positive_float, "epsilon added to the root of the second moment (adam, soap; default: 1e-8)"),
+    ("--floor", "floor", positive_float, "smallest eigenvalue kept before an inverse root (shampoo 1e-12, kl-shampoo "
+                                         "1e-30)"),
     ("--stat-scale", "stat_scale", str, "tnt's statistics: moments of the batch-mean gradient, mean of the per-example "
                                         "moments, moments of the summed gradient over m, or per-example over m "
                                         "(default: batch-mean)"),
@@ -54,7 +61,7 @@ _HYPER_FLAGS = [
                             "--conv-modes 2) (default: own-tensor)"),
     ("--inverse-schedule", "inverse_schedule", str, "tnt's inverses: every T1 steps until T2 then every T2 (warm-up), "
                                                     "or every T2 from the start (periodic) (default: warm-up)"),
-    ("--conv-modes", "conv_modes", positive_int, "modes of a conv weight (tnt, shampoo; default: 3)"),
+    ("--conv-modes", "conv_modes", positive_int, "modes of a conv weight (tnt, shampoo, kl-shampoo, soap; default: 3)"),
 ]
 
 
@@ -83,10 +90,9 @@ def _hyper(args) -> dict:
 def _accepted(optimizer: str) -> set:
     import inspect  # noqa: PLC0415
 
-    from .. import optim  # noqa: PLC0415
+    from ..optim import factory  # noqa: PLC0415
 
-    fn = optim.tnt if optimizer == "tnt-ef" else getattr(optim, optimizer)
-    return set(inspect.signature(fn).parameters)
+    return set(inspect.signature(factory(optimizer)).parameters)
 
 
 def _check_resume_overwrite(args) -> None:

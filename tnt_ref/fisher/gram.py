@@ -52,6 +52,9 @@ DEFAULT_MAX_V_BYTES = 1 << 30
 
 _LOG_2PI = math.log(2 * math.pi)
 
+#: As :data:`tnt_ref.fisher.ladder.SINGULAR_RTOL` (defined here, the lower room, and imported there).
+SINGULAR_RTOL = 100 * float(np.finfo(np.float64).eps)
+
 #: Largest cache of per-input moments ``G_i`` ``(n, out, out)`` kept by a factored block.
 _GI_BYTES = 3 << 30
 
@@ -166,6 +169,16 @@ class LowRankBlock:
         R = self.a if Q is None else self.a @ Q[1]  # (n, in)
         return float(np.sum(((P * P) @ M) * (R * R)[:, None, :])) / self.n
 
+    def rotated_diag(self, Q) -> np.ndarray:
+        """``diag((kron Q_i)^T F (kron Q_i)) = (1/n) sum_j (X_j x_1 Q_1^T ... x_k Q_k^T)^2`` as a tensor ``tshape``
+        (SOAP's second moment, :mod:`tnt_ref.estimators`); for a linear weight ``(1/n) sum_{i,c} (Q_1^T delta)^2 (Q_2^T a)^2``."""
+        if not self.outer:
+            Y = _mode_products(self.X, [q.T for q in Q], offset=1)
+            return np.sum(Y * Y, axis=0) / self.n
+        P = self.delta @ Q[0]  # (n, C, out)
+        R = self.a @ Q[1]  # (n, in)
+        return np.sum(P * P, axis=1).T @ (R * R) / self.n  # (out, in)
+
     def vt(self, g) -> np.ndarray:
         """``V^T vec(g)`` ``(N,)``."""
         if not self.outer:
@@ -236,7 +249,8 @@ def _kron_eig(U):
 
 
 def lowrank_metrics(blk: LowRankBlock, ex: ExactSide, approx, g, damping: float) -> dict:
-    """:func:`tnt_ref.fisher.ladder.compare_to_exact` for ``approx = ("kron", [U_i])`` or ``("diag", d)``, block-free."""
+    """:func:`tnt_ref.fisher.ladder.compare_to_exact` for ``approx = ("kron", [U_i])``, ``("diag", d)`` or
+    ``("eigen", (Q, v))`` (``(kron Q_i) diag(vec v) (kron Q_i)^T``, SOAP's), block-free."""
     kind, val = approx
     lam, D = float(damping), blk.D
     if kind == "kron":
@@ -250,19 +264,32 @@ def lowrank_metrics(blk: LowRankBlock, ex: ExactSide, approx, g, damping: float)
         d = np.asarray(val, dtype=np.float64).reshape(blk.tshape)
         inner, normK2 = float(np.sum(d * blk.diag())), float(np.sum(d * d))
         Q, eig = None, d
+    elif kind == "eigen":  # <F, Q diag(v) Q^T> = <diag(Q^T F Q), v>
+        Q = [np.asarray(q, dtype=np.float64) for q in val[0]]
+        eig = np.asarray(val[1], dtype=np.float64).reshape(blk.tshape)
+        inner, normK2 = blk.quad_inv(Q, eig), float(np.sum(eig * eig))
     else:
-        raise ValueError(f"unknown approximation kind {kind!r}; expected 'kron' or 'diag'.")
+        raise ValueError(f"unknown approximation kind {kind!r}; expected 'kron', 'diag' or 'eigen'.")
     rel = math.sqrt(max(ex.norm2 - 2 * inner + normK2, 0.0) / ex.norm2)
-    if float(np.min(eig)) + lam <= 0:  # K + lam I indefinite: no Gaussian to compare with
-        return {"rel_error": rel, "kl": float("inf"), "cosine": float("nan")}
+
+    def kl_to(shift: float) -> float:  # KL(N(0, F + lam I) || N(0, K + shift I))
+        if float(np.min(eig)) + shift <= 0:  # indefinite or singular: no Gaussian to compare with
+            return float("inf")
+        if shift == 0.0 and float(np.min(eig)) <= SINGULAR_RTOL * D * max(float(np.max(eig)), 0.0):
+            return float("inf")  # singular to working precision (as the dense path decides)
+        Mi = 1.0 / (eig + shift)  # eigenvalues of (K + shift I)^{-1}, as a tensor
+        tr = lam * float(np.sum(Mi)) + blk.quad_inv(Q, Mi)  # tr((K + shift I)^{-1} (F + lam I))
+        return 0.5 * (tr - D + float(np.sum(np.log(eig + shift))) - ex.logdet)
+
+    kl, kl_proj = kl_to(lam), kl_to(0.0)
+    if not math.isfinite(kl):
+        return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float("nan")}
     M = 1.0 / (eig + lam)  # eigenvalues of (K + lam I)^{-1}, as a tensor
-    logdetB = float(np.sum(np.log(eig + lam)))
-    tr = lam * float(np.sum(M)) + blk.quad_inv(Q, M)  # tr(B^{-1} (F + lam I))
-    kl = 0.5 * (tr - D + logdetB - ex.logdet)
     u = ex.u.reshape(blk.tshape)
     v = _apply_inv(Q, M, np.asarray(g, dtype=np.float64).reshape(blk.tshape))
     denom = float(np.linalg.norm(u) * np.linalg.norm(v))
-    return {"rel_error": rel, "kl": kl, "cosine": float(np.sum(u * v)) / denom if denom > 0 else float("nan")}
+    return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj,
+            "cosine": float(np.sum(u * v)) / denom if denom > 0 else float("nan")}
 
 
 def _apply_inv(Q, M, g):
@@ -285,6 +312,8 @@ def frobenius_fit_lowrank(blk: LowRankBlock, *, tol: float = 1e-13, max_iter: in
     if k == 1:
         raise ValueError("frobenius_fit_lowrank needs k >= 2; for k = 1 the fit is the block itself.")
     xs = [blk.mode_moment(i) for i in range(k)]
+    if not all(np.any(x) for x in xs):  # F = 0 (a zero mode moment means a zero block): the optimum is 0
+        return [np.zeros((d, d)) for d in blk.tshape]
     xs = [x / np.linalg.norm(x) for x in xs]
     for _ in range(max_iter):
         moved = 0.0

@@ -1,14 +1,16 @@
 """Every Kronecker approximation of each exact Fisher block, with its metrics (spec sections 4, 5, 9).
 
 * :func:`approximation_ladder` — TNT (exact moments, per-example samples, batch-mean samples),
-  tensor-normal MLE, Frobenius-optimal Kronecker, KFAC, Shampoo-implied and diagonal, against the
-  exact block: relative Frobenius error, KL, preconditioned-gradient cosine and spectra. It chooses,
+  tensor-normal MLE, Frobenius-optimal Kronecker, KFAC, Shampoo-implied, diagonal, and the Shampoo
+  family of :mod:`tnt_ref.estimators` (Shampoo on exact moments, Shampoo^2, SOAP, KL-Shampoo's fixed
+  point and its online estimate), against the exact block: relative Frobenius error, KL,
+  preconditioned-gradient cosine and spectra. It chooses,
   per tensor, the dense exact block (:mod:`tnt_ref.fisher.blocks`) or the block-free Gram path
   (:mod:`tnt_ref.fisher.gram`).
 * :func:`compare_to_exact` — the metrics of one approximation against one dense block.
 
-The top room of :mod:`tnt_ref.fisher`: it imports ``statistics``, ``blocks`` and ``gram``; none of
-them imports it.
+The top room of :mod:`tnt_ref.fisher`: it imports ``statistics``, ``blocks`` and ``gram`` (and the
+estimators outside the package); none of them imports it.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import scipy.linalg
 
 from .._validation import check_int, check_positive
 from ..backend import get_namespace, to_numpy
-from ..kronecker import frobenius_kron_fit, safe_eigh
+from ..estimators.kl_shampoo import _kl_fixed_point, _kl_init, _kl_step
+from ..estimators.shampoo import _power_steps, _shampoo_from_moments, _soap, psd_power
+from ..estimators.statistics import _Covariance, _Samples
+from ..kronecker import frobenius_kron_fit
 from ..models.network import Sequential
 from ..tensor import kron, tensor_shape
-from ..tensor_normal import tnt_factors_from_moments
+from ..tensor_normal import _normalize, tnt_factors_from_moments
 from ..tensor_normal_mle import mle
 from . import gram as fg
 from .blocks import (
@@ -37,7 +42,7 @@ from .blocks import (
 )
 from .statistics import _mean_grad, _sum_moments
 
-__all__ = ["compare_to_exact", "approximation_ladder", "LadderResult", "METHODS"]
+__all__ = ["compare_to_exact", "approximation_ladder", "LadderResult", "METHODS", "SINGULAR_RTOL"]
 
 
 def _mle_block(F, tshape, damping: float):
@@ -51,43 +56,57 @@ def _mle_block(F, tshape, damping: float):
     raise ValueError(f"the tensor-normal MLE of a block of shape {tshape} failed even with damping {damping}.")
 
 
-def _matrix_power_psd(u, power: float):
-    lam, Q = safe_eigh(u, floor=0.0)
-    return (Q * lam**power) @ Q.T
+#: An estimate whose smallest eigenvalue is at most ``SINGULAR_RTOL * D`` times its largest is singular for ``kl_proj``.
+SINGULAR_RTOL = fg.SINGULAR_RTOL
 
 
-def compare_to_exact(F, F_hat, g, damping: float) -> dict:
+def compare_to_exact(F, F_hat, g, damping: float, *, eigenvalues=None) -> dict:
     """Metrics of an approximation ``F_hat`` of the exact block ``F`` (host arrays, float64).
 
     * ``rel_error``: ``||F - F_hat||_F / ||F||_F``;
     * ``kl``: ``KL(N(0, F + lam I) || N(0, F_hat + lam I))``;
+    * ``kl_proj``: ``KL(N(0, F + lam I) || N(0, F_hat))``, the estimate itself undamped: the objective whose
+      minimizer over Kronecker products is the MLE of ``F + lam I``, KL-Shampoo's fixed point (spec
+      section 4), so every Kronecker row has ``kl_proj`` at least that row's [derived]; ``inf`` when
+      ``F_hat`` is singular to working precision (smallest eigenvalue at most ``SINGULAR_RTOL * D`` times the
+      largest: there the value is round-off, and the paths would disagree);
     * ``cosine``: between ``(F + lam I)^{-1} g`` and ``(F_hat + lam I)^{-1} g`` (exact damping for
       both, so the comparison is about the curvature model, not the damping form).
+
+    ``eigenvalues`` of ``F_hat``, when known (the ladder has them from the factors), save an eigendecomposition.
     """
     F, F_hat, g = (np.asarray(to_numpy(a), dtype=np.float64) for a in (F, F_hat, g))
     D = F.shape[0]
     A = F + damping * np.eye(D)
-    B = (F_hat + F_hat.T) / 2 + damping * np.eye(D)
+    S = (F_hat + F_hat.T) / 2
     La = scipy.linalg.cholesky(A, lower=True)
-    try:
-        Lb = scipy.linalg.cholesky(B, lower=True)
-    except np.linalg.LinAlgError:  # F_hat + lam I indefinite: no Gaussian to compare with
-        return {"rel_error": float(np.linalg.norm(F - F_hat) / np.linalg.norm(F)), "kl": float("inf"), "cosine": float("nan")}
-    # tr(B^{-1} A) = ||Lb^{-1} La||_F^2; logdet = 2 sum log diag(L)
-    M = scipy.linalg.solve_triangular(Lb, La, lower=True)
-    kl = 0.5 * float(np.sum(M * M) - D + 2 * np.sum(np.log(np.diag(Lb))) - 2 * np.sum(np.log(np.diag(La))))
+    rel = float(np.linalg.norm(F - F_hat) / np.linalg.norm(F))
+
+    def kl_to(B):  # KL(N(0, A) || N(0, B)) through Cholesky: tr(B^{-1} A) = ||Lb^{-1} La||_F^2
+        try:
+            Lb = scipy.linalg.cholesky(B, lower=True)
+        except np.linalg.LinAlgError:  # B indefinite or singular: no Gaussian to compare with
+            return float("inf"), None
+        M = scipy.linalg.solve_triangular(Lb, La, lower=True)
+        return 0.5 * float(np.sum(M * M) - D + 2 * np.sum(np.log(np.diag(Lb))) - 2 * np.sum(np.log(np.diag(La)))), Lb
+
+    kl, Lb = kl_to(S + damping * np.eye(D))
+    lam_hat = np.sort(np.asarray(eigenvalues, dtype=np.float64).reshape(-1)) if eigenvalues is not None else np.linalg.eigvalsh(S)
+    kl_proj = kl_to(S)[0] if lam_hat[0] > SINGULAR_RTOL * D * max(lam_hat[-1], 0.0) else float("inf")
+    if Lb is None:
+        return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float("nan")}
     u = scipy.linalg.cho_solve((La, True), g)
     v = scipy.linalg.cho_solve((Lb, True), g)
     denom = np.linalg.norm(u) * np.linalg.norm(v)
-    return {
-        "rel_error": float(np.linalg.norm(F - F_hat) / np.linalg.norm(F)),
-        "kl": kl,
-        "cosine": float(u @ v / denom) if denom > 0 else float("nan"),
-    }
+    return {"rel_error": rel, "kl": kl, "kl_proj": kl_proj, "cosine": float(u @ v / denom) if denom > 0 else float("nan")}
 
 
-#: Methods of the approximation ladder, in table order.
-METHODS = ("tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo", "diagonal")
+#: Methods of the approximation ladder, in table order (the Shampoo family of issue 26 after the first eight).
+METHODS = ("tnt-exact", "tnt-per-example", "tnt-batch-mean", "mle", "frobenius", "kfac", "shampoo", "diagonal",
+           "shampoo-exact", "shampoo2", "soap", "kl-shampoo", "kl-shampoo-batch-mean")
+
+#: Stopping rule of KL-Shampoo's fixed point in the ladder (largest relative change of a factor).
+KL_TOL = 1e-10
 
 
 @dataclass
@@ -95,12 +114,15 @@ class LadderResult:
     """Result of :func:`approximation_ladder`.
 
     ``rows``: one dict per (parameter, method) with ``layer``, ``shape``, ``tensor_shape``,
-    ``method``, ``rel_error``, ``kl``, ``cosine``. ``spectra``: ``name -> method -> eigenvalues``
-    (descending, host arrays), with the exact block under ``"exact"``.
+    ``method``, ``exact_path``, ``rel_error``, ``kl``, ``kl_proj``, ``cosine``. ``spectra``:
+    ``name -> method -> eigenvalues`` (descending, host arrays), with the exact block under ``"exact"``.
+    ``skipped``: ``{layer, shape, reason}`` for each tensor whose exact block is zero (a dead layer:
+    nothing to approximate, no relative error).
     """
 
     rows: list = field(default_factory=list)
     spectra: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
 
 
 def approximation_ladder(
@@ -143,8 +165,27 @@ def approximation_ladder(
         ``kron_i L_i^{1/k}`` from empirical per-example moments ``L_i``, trace-matched to ``F``.
     ``diagonal``
         ``diag(F)`` (Adam-like).
+    ``shampoo-exact``
+        Shampoo's ``kron_i S_i^{1/k}`` from the exact mode moments, trace-matched
+        (:func:`~tnt_ref.estimators.shampoo_factors_from_moments`): the power, not the statistics.
+    ``shampoo2``
+        one power step toward the Frobenius-optimal product from identities, with its Frobenius
+        scale (:func:`~tnt_ref.estimators.power_step_factors`; with the trace scale it is ``tnt-exact``).
+    ``soap``
+        SOAP's ``Q diag(diag(Q^T F Q)) Q^T`` with ``Q`` the eigenvectors of the exact mode moments
+        (:func:`~tnt_ref.estimators.soap_factors`): Adam's exact second moment in Shampoo's eigenbasis.
+    ``kl-shampoo``
+        KL-Shampoo's fixed point on the exact statistics with its damping ``kappa = damping``: the
+        MLE of ``F + damping I``, reached by iterating its step (:func:`~tnt_ref.estimators.kl_shampoo_factors`,
+        ``beta = (k-1)/k``, until no factor moves by more than :data:`KL_TOL`).
+    ``kl-shampoo-batch-mean``
+        KL-Shampoo's step run over the same mini-batch mean gradients as ``tnt-batch-mean``
+        (multiplied by ``sqrt(m)`` to the per-example scale), one step per mini-batch with weights
+        ``1/t`` (a running mean, as ``tnt-batch-mean`` weights its batches equally), damping ``damping``.
 
-    Metrics by :func:`compare_to_exact` with ``g`` the mini-batch gradient on ``(X, y)``.
+    Every row is an estimate of ``F`` itself, whatever power its optimizer applies to it (Adam, SOAP,
+    Shampoo and KL-Shampoo precondition with ``-1/2``, TNT and KFAC with ``-1``). Metrics by
+    :func:`compare_to_exact` with ``g`` the mini-batch gradient on ``(X, y)``.
 
     ``exact`` chooses how the exact block enters the metrics, per parameter tensor: ``"dense"``
     forms the ``(D, D)`` block (refused above ``max_block_bytes``); ``"gram"`` never forms it and
@@ -194,6 +235,8 @@ def approximation_ladder(
     # sampled-label statistics, accumulated as mode-moment sums (never the per-example stack)
     per_ex = {nm: [0.0] * len(shapes[nm]) for nm in names}
     batch = {nm: [0.0] * len(shapes[nm]) for nm in names}
+    kl_online: dict = {}  # KL-Shampoo's factors, one step per mini-batch (kl-shampoo-batch-mean)
+    online = "kl-shampoo-batch-mean" in methods
     n_batches = 0
     say(f"sampled labels: {n_mc} draws per input, mini-batches of {batch_size}")
     for _ in range(n_mc):
@@ -209,6 +252,11 @@ def approximation_ladder(
             _, gb = net._loss_and_grad(params, Xb, net.sample_labels(params, Xb, rng))
             for nm in names:
                 batch[nm] = [a + b_ for a, b_ in zip(batch[nm], _sum_moments(gb[nm][None], shapes[nm], 1))]
+                if online:  # the batch-mean gradient at per-example scale: sqrt(m) Gbar has covariance F_batch
+                    st = _Samples(np.asarray(to_numpy(gb[nm]), dtype=np.float64).reshape(1, *shapes[nm])
+                                  * math.sqrt(batch_size))
+                    kl_online[nm] = (_kl_init(st, damping) if nm not in kl_online else
+                                     _kl_step(st, kl_online[nm], n_batches / (n_batches + 1), damping))
             n_batches += 1
     out = LadderResult()
     for nm in names:
@@ -218,6 +266,10 @@ def approximation_ladder(
         blk = lowrank.get(nm)
         F = np.asarray(to_numpy(F_all[nm]), dtype=np.float64) if blk is None else None
         g = np.asarray(to_numpy(grad[nm]), dtype=np.float64).reshape(-1)
+        if not np.any(F if blk is None else blk.diag()):  # a dead tensor: F = 0 (every PSD F with zero diagonal is 0)
+            say(f"{nm}: the exact block is zero (no input moves this tensor's loss): skipped, no relative error exists")
+            out.skipped.append({"layer": nm, "shape": list(shape), "reason": "the exact Fisher block is zero"})
+            continue
         approx: dict = {}
         approx["tnt-exact"] = ("kron", [to_numpy(u) for u in tnt_factors_from_moments(moments[nm])])
         approx["tnt-per-example"] = ("kron", _host(tnt_factors_from_moments([s / (n * n_mc) for s in per_ex[nm]])))
@@ -239,11 +291,25 @@ def approximation_ladder(
         elif k == 1:
             approx["kfac"] = ("dense", F)
         L = _host(L_emp[nm])
-        sh = [_matrix_power_psd(li, 1.0 / k) for li in L]
+        sh = [psd_power(li, 1.0 / k) for li in L]
         tr_sh = math.prod(float(np.trace(u)) for u in sh)
         tr_F = float(np.trace(F)) if blk is None else float(np.sum(blk.diag()))
         approx["shampoo"] = ("kron", [sh[0] * (tr_F / tr_sh), *sh[1:]] if tr_sh > 0 else sh)
         approx["diagonal"] = ("diag", np.diag(F).copy() if blk is None else blk.diag().reshape(-1))
+        st = _Covariance(F, tshape) if blk is None else blk  # the exact statistics of the Shampoo family
+        if "shampoo-exact" in methods:
+            approx["shampoo-exact"] = ("kron", _shampoo_from_moments(_host(moments[nm])))
+        if "shampoo2" in methods:
+            approx["shampoo2"] = ("kron", _power_steps(st))
+        if "soap" in methods:
+            approx["soap"] = ("eigen", _soap(st))
+        if "kl-shampoo" in methods:
+            res = _kl_fixed_point(st, damping, (k - 1) / k, tol=KL_TOL)
+            say(f"{nm}: KL-Shampoo's fixed point after {res.n_steps} steps"
+                + ("" if res.converged else f" (NOT converged: last change {res.changes[-1]:.2g})"))
+            approx["kl-shampoo"] = ("kron", res.factors)
+        if nm in kl_online:
+            approx["kl-shampoo-batch-mean"] = ("kron", _normalize(kl_online[nm]))
         if blk is None:
             out.spectra[nm] = {"exact": _top(np.linalg.eigvalsh(F))}
         else:
@@ -255,12 +321,13 @@ def approximation_ladder(
             kind, val = approx[method]
             row = {"layer": nm, "shape": list(shape), "tensor_shape": list(tshape), "method": method,
                    "exact_path": path[nm]}
+            spectrum = _spectrum_of(kind, val, keep=None)  # all eigenvalues (kl_proj's singularity test)
             if blk is None:
-                row.update(compare_to_exact(F, _dense_of(kind, val), g, damping))
+                row.update(compare_to_exact(F, _dense_of(kind, val), g, damping, eigenvalues=spectrum))
             else:
                 row.update(fg.lowrank_metrics(blk, ex, (kind, val), g, damping))
             out.rows.append(row)
-            out.spectra[nm][method] = _spectrum_of(kind, val)
+            out.spectra[nm][method] = _top(spectrum)
     return out
 
 
@@ -272,15 +339,19 @@ def _top(lam, k: int = _N_SPECTRUM):
     return lam[:k]
 
 
-def _spectrum_of(kind, val):
+def _spectrum_of(kind, val, keep: int | None = _N_SPECTRUM):
+    """Eigenvalues of an approximation, descending (the largest ``keep``; ``None``: all)."""
     if kind == "kron":
         lam = np.ones(())
         for u in val:
             lam = np.multiply.outer(lam, np.linalg.eigvalsh((u + u.T) / 2))
-        return _top(lam)
-    if kind == "diag":
-        return _top(val)
-    return _top(np.linalg.eigvalsh((val + val.T) / 2))
+    elif kind == "diag":
+        lam = val
+    elif kind == "eigen":  # (kron Q_i) diag(v) (kron Q_i)^T: the eigenvalues are v
+        lam = val[1]
+    else:
+        lam = np.linalg.eigvalsh((val + val.T) / 2)
+    return _top(lam, len(np.asarray(lam).reshape(-1)) if keep is None else keep)
 
 
 def _dense_of(kind, val):
@@ -288,6 +359,9 @@ def _dense_of(kind, val):
         return kron(*val)
     if kind == "diag":
         return np.diag(np.asarray(val).reshape(-1))
+    if kind == "eigen":
+        Q = kron(*val[0])
+        return (Q * np.asarray(val[1]).reshape(-1)) @ Q.T
     return val
 
 

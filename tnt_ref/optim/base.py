@@ -101,13 +101,16 @@ def _state_type(init: Callable) -> type | None:
 def _factor_dims(name: str, hyper: dict, shape: tuple) -> tuple[list[int], float]:
     """The sizes of the square curvature factors an optimizer keeps for a parameter of ``shape``, and the
     power ``q`` of ``1 / damping`` its preconditioner can reach (TNT: one per factor with per-factor damping, 1
-    with the pi-adjusted or exact damping; KFAC: 1; Shampoo: 1/2)."""
+    with the pi-adjusted or exact damping; KFAC: 1; Shampoo and KL-Shampoo: 1/2, their roots of damped
+    factors; SOAP: 0, no damping: Adam's ``eps`` bounds its step)."""
     from ..tensor import tensor_shape  # noqa: PLC0415
 
-    if name in ("tnt", "tnt-ef", "shampoo"):
+    if name in ("tnt", "tnt-ef", "shampoo", "kl-shampoo", "soap"):
         ts = tensor_shape(shape, hyper.get("conv_modes", 3))
-        if name == "shampoo":
+        if name in ("shampoo", "kl-shampoo"):
             return list(ts), 0.5
+        if name == "soap":
+            return list(ts), 0.0
         return list(ts), (len(ts) if hyper.get("damping_scheme", "per-factor") == "per-factor" else 1.0)
     if name == "kfac":
         if len(shape) in (2, 4):
@@ -125,8 +128,8 @@ def _check_curvature(name: str, hyper: dict, params: dict) -> None:
         check_statistics_dtype(p, f"params[{k!r}]")
         for d in dims:
             check_dense_size((d, d), itemsize_of(p), f"{name}'s curvature factor of {k!r} (shape {tuple(p.shape)})",
-                             "Precondition this parameter with another optimizer (sgd, adam), or (tnt, shampoo) view a "
-                             "conv kernel with more modes (conv_modes=3 or 4).")
+                             "Precondition this parameter with another optimizer (sgd, adam), or (tnt, shampoo, kl-shampoo, "
+                             "soap) view a conv kernel with more modes (conv_modes=3 or 4).")
         if damping is not None and power > 0:
             from ..backend import get_namespace  # noqa: PLC0415
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from .._validation import check_param_dict, check_positive, warn
 from ..backend import get_namespace
-from ..kronecker import safe_eigh
+from ..estimators import psd_power
 from ..tensor import _mode_products, tensor_shape
 from ..tensor_normal import _mode_moments
 from .base import Optimizer, check_hyper
@@ -65,12 +65,11 @@ def shampoo(
 
     def _root(L, prev, k_order):
         xp = get_namespace(L)
-        try:
-            lam, Q = safe_eigh(L + eps * xp.eye(L.shape[0], dtype=L.dtype), floor=floor)
+        try:  # R_i = (L_i + eps I)^{-1/(2k)} [GKS18] (tnt_ref.estimators.shampoo_preconditioner, with a floor)
+            return psd_power(L + eps * xp.eye(L.shape[0], dtype=L.dtype), -1.0 / (2 * k_order), floor=floor)
         except ValueError as err:
             warn(f"Shampoo: inverse root failed ({err}); keeping the previous preconditioner.")
             return prev
-        return (Q * lam ** (-1.0 / (2 * k_order))) @ Q.T
 
     def update(grads: dict, state: ShampooState, params: dict):
         t = state.step
@@ -95,5 +94,5 @@ def shampoo(
         return updates, ShampooState(t + 1, v, stats, roots)
 
     hyper = dict(learning_rate=alpha, momentum=mu, decay=beta, damping=eps, T1=T1, T2=T2, weight_decay=gamma,
-                 conv_modes=conv_modes)
+                 conv_modes=conv_modes, floor=floor)
     return Optimizer("shampoo", init, update, hyper=hyper)
