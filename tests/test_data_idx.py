@@ -253,3 +253,12 @@ def test_digits_still_importable_from_the_package():
     from tnt_ref.data import Dataset, random_spd, synthetic_tensor_normal_gradients  # noqa: F401
 
     assert load_digits().X_train.shape == (1497, 64)
+
+
+def test_fingerprint_follows_content_not_compression(tmp_path):
+    write_mnist_folder(tmp_path / "a", gz=True, seed=3)
+    write_mnist_folder(tmp_path / "b", gz=False, seed=3)
+    write_mnist_folder(tmp_path / "c", gz=True, seed=4)
+    fa, fb, fc = (load_mnist(tmp_path / k) for k in "abc")
+    assert fa.fingerprint == fb.fingerprint != fc.fingerprint and len(fa.fingerprint) == 16
+    assert fa.source == str((tmp_path / "a").resolve()) and load_digits().fingerprint == ""

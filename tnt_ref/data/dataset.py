@@ -14,7 +14,9 @@ class Dataset:
     """A train/test split. Images are in ``[0, 1]``.
 
     ``X_*``: ``(n, h * w)`` flat or ``(n, 1, h, w)`` images (row-major pixels); ``y_*``: integer
-    labels ``(n,)``. ``name`` says where the data came from (``"digits"``, or an IDX folder's name).
+    labels ``(n,)``. ``name`` says where the data came from (``"digits"``, or an IDX folder's name);
+    for data read from disk, ``source`` is the folder (resolved) and ``fingerprint`` a SHA-256 of
+    the arrays as read (empty for the bundled digits).
     """
 
     X_train: np.ndarray
@@ -22,6 +24,8 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     name: str = "digits"
+    source: str = ""
+    fingerprint: str = ""
 
     @property
     def n_train(self) -> int:
