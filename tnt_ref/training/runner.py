@@ -171,8 +171,8 @@ def _run(
     net = prob.build()
     ds = load_problem_data(prob, data, dtype)
     n_all = ds.X_train.shape[0]
-    if val_size > n_all - 100:
-        raise ValueError(f"`val_size` must be at most {n_all - 100} (of {n_all} training images); got val_size={val_size}.")
+    if val_size > n_all - 1:
+        raise ValueError(f"`val_size` must be at most {n_all - 1} (of {n_all} training images); got val_size={val_size}.")
     n_fit = n_all - val_size  # the last val_size training images are held out for selection
     X_tr, X_te = xp.asarray(ds.X_train[:n_fit]), xp.asarray(ds.X_test)
     X_va = xp.asarray(ds.X_train[n_fit:]) if val_size else None
