@@ -107,6 +107,10 @@ def test_summary_under_a_budget_scores_the_best_loss():
     # time to sgd's mean best (3.5) is process time: tnt seed 0 reaches it at epoch 1 (4.0 s), seed 1 never
     assert t["seconds_to_target"]["mean"] == 4.0 and t["seconds_to_target"]["reached"] == 1
     assert out["summary"]["sgd"]["process_seconds_per_epoch"]["mean"] == pytest.approx((2.0 + 2.2) / 2)
+    # after the first epoch: (4.0 - 2.0) / 10 and (4.4 - 2.2) / 10 steps; tnt has no second whole epoch
+    steady = out["summary"]["sgd"]["process_seconds_per_step_after_epoch_1"]
+    assert steady["mean"] == pytest.approx(0.21) and steady["runs_with_two_full_epochs"] == 2
+    assert t["process_seconds_per_step_after_epoch_1"]["runs_with_two_full_epochs"] == 0
     c = next(c for c in out["claims"] if c["b"] == "sgd")
     assert c["metric"] == "best_train_loss" and "best training loss within 5 s" in c["statement"]
     assert c["difference"]["mean"] == pytest.approx((2.0 + 3.6) / 2 - 3.5)
