@@ -141,3 +141,22 @@ def test_cli_budget_flags(tmp_path, capsys):
                  "--out", str(out)]) == 0
     doc = json.loads((out / "history.json").read_text())
     assert doc["status"] == "finished" and doc["history"][-1]["process_time"] >= 0.2
+
+
+@pytest.mark.parametrize("flags,want", [
+    ([], None),
+    (["--damping-grid-ef", "0.1"], {"tnt-ef": [0.1]}),
+    (["--damping-grid", "0.03", "0.3", "--damping-grid-ef", "0.1"], {"tnt": [0.03, 0.3], "tnt-ef": [0.1]}),
+])
+def test_cli_damping_grid_for_tnt_ef_alone(tmp_path, monkeypatch, flags, want):
+    import tnt_ref.training as training
+
+    seen = {}
+
+    def fake_compare(problem, out, **kw):
+        seen.update(kw)
+        (out / "table.md").write_text("table\n")
+
+    monkeypatch.setattr(training, "compare", fake_compare)
+    assert main(["compare", "--problem", "autoencoder", "--epochs", "1", *flags, "--out", str(tmp_path / "o")]) == 0
+    assert seen.get("damping_grids") == want

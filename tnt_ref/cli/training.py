@@ -292,7 +292,9 @@ def _cmd_compare(args) -> int:
         if args.damping_grid:  # one grid for both TNT variants (--damping-grid), or the demo's per-variant grids
             kw["damping_grids"] = {"tnt": args.damping_grid, "tnt-ef": args.damping_grid}
         elif args.damping_grids:
-            kw["damping_grids"] = args.damping_grids
+            kw["damping_grids"] = dict(args.damping_grids)
+        if args.damping_grid_ef:  # tnt-ef's own grid
+            kw["damping_grids"] = {**kw.get("damping_grids", {}), "tnt-ef": args.damping_grid_ef}
         try:
             compare(args.problem, out, epochs=args.epochs, budget_seconds=args.budget_seconds, data=args.data,
                     tune_seeds=args.tune_seeds, seeds=args.seeds,
@@ -311,7 +313,7 @@ def _cmd_compare(args) -> int:
 
 def _cmd_demo(args) -> int:
     args.problem, args.epochs, args.optimizers = "autoencoder", DEMO_EPOCHS, None
-    args.tune_seeds, args.seeds, args.widen, args.damping_grid = 1, 3, 0, None
+    args.tune_seeds, args.seeds, args.widen, args.damping_grid, args.damping_grid_ef = 1, 3, 0, None, None
     args.damping_grids = DEMO_DAMPING
     args.dtype, args.divergence_factor, args.val_size = "float64", _default_factor(), _default_val()
     args.budget_seconds, args.data = None, None
@@ -409,7 +411,10 @@ def add_parsers(sub) -> None:
     cmp_.add_argument("--widen", type=nonneg_int, default=2,
                       help="times a grid is widened when its best value is at an end (default: %(default)s)")
     cmp_.add_argument("--damping-grid", type=positive_float, nargs="+", default=None,
-                      help="damping values tuned for tnt and tnt-ef (default: 3e-3 1e-2 3e-2)")
+                      help="damping values tuned for tnt and tnt-ef (default: the problem's, 3e-3 1e-2 3e-2 on the digits, "
+                           "0.03 0.1 0.3 on mnist-autoencoder)")
+    cmp_.add_argument("--damping-grid-ef", type=positive_float, nargs="+", default=None,
+                      help="damping values tuned for tnt-ef alone (default: those of tnt)")
     _add_grid(cmp_)
     _add_common(cmp_, val_default=None)
     _add_hyper(cmp_)
