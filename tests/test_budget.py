@@ -61,12 +61,16 @@ def test_budget_run_resumes_to_the_same_end(clock, tmp_path):
 
 
 def test_budget_argument_checked():
-    with pytest.raises(ValueError, match="`budget_seconds` must be positive; got budget_seconds=0"):
+    with pytest.raises(ValueError, match="`budget_seconds` must be positive and finite; got budget_seconds=0"):
         run("mlp", "sgd", 0.1, epochs=None, budget_seconds=0)
     with pytest.raises(ValueError, match="give `epochs` or `budget_seconds`"):
         compare("autoencoder", "/tmp/never-written", epochs=2, budget_seconds=1.0)
-    with pytest.raises(ValueError, match="`budget_seconds` must be a positive number"):
+    with pytest.raises(ValueError, match="`budget_seconds` must be positive and finite; got budget_seconds=-1.0"):
         compare("autoencoder", "/tmp/never-written", budget_seconds=-1.0)
+    with pytest.raises(ValueError, match="`budget_seconds` must be positive and finite; got budget_seconds=inf"):
+        compare("autoencoder", "/tmp/never-written", budget_seconds=float("inf"))
+    with pytest.raises(TypeError, match="budget_seconds"):
+        run("mlp", "sgd", 0.1, epochs=None, budget_seconds=True)
 
 
 def test_runspec_identity_unchanged_for_old_runs_and_grows_with_budget_and_data():

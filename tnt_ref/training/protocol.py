@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_positive
 from ..files import atomic_write_json, atomic_write_text
 from ..optim import OPTIMIZERS, make_optimizer
 from .grid import RunSpec, run_grid
@@ -141,9 +142,8 @@ def compare(
         raise ValueError("`seed` is gone: compare runs `tune_seeds` tuning seeds and `seeds` fresh report seeds.")
     if epochs is not None and budget_seconds is not None:
         raise ValueError("give `epochs` or `budget_seconds` (a process-time budget per run), not both.")
-    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(budget_seconds, (int, float))
-                                       or not budget_seconds > 0):
-        raise ValueError(f"`budget_seconds` must be a positive number of seconds; got budget_seconds={budget_seconds!r}.")
+    if budget_seconds is not None:  # finite: an infinite budget would train forever
+        budget_seconds = check_positive(budget_seconds, "budget_seconds")
     if epochs is None and budget_seconds is None:
         epochs = 10
     for name, v, low in (("tune_seeds", tune_seeds, 1), ("seeds", seeds, 1), ("widen", widen, 0)):
