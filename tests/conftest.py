@@ -48,3 +48,34 @@ def np_(x):
 
 #: float64 tolerance for exact identities (GUIDE: near 4*sqrt(eps) ~ 6e-8; most hold far tighter).
 RTOL64 = 1e-10
+
+
+def write_idx(path, array, *, gz: bool = False, type_byte: int = 0x08) -> None:
+    """Write ``array`` as an IDX file by hand (big-endian header, row-major data): the tests' own writer,
+    independent of :mod:`tnt_ref.data.idx`. ``type_byte`` 0x08 writes ``uint8``."""
+    import gzip as _gzip  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+
+    codes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    a = np.asarray(array)
+    raw = bytes([0, 0, type_byte, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape) + a.astype(codes[type_byte]).tobytes()
+    with open(path, "wb") as f:
+        f.write(_gzip.compress(raw) if gz else raw)
+
+
+def write_mnist_folder(folder, *, n_train: int = 40, n_test: int = 20, size: int = 28, gz: bool = True, seed: int = 0):
+    """A tiny MNIST-format folder (random uint8 images, labels 0..9); returns the four arrays by role."""
+    from pathlib import Path  # noqa: PLC0415
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    r = np.random.default_rng(seed)
+    arrays = {"train_images": r.integers(0, 256, (n_train, size, size), dtype=np.uint8),
+              "train_labels": r.integers(0, 10, n_train, dtype=np.uint8),
+              "test_images": r.integers(0, 256, (n_test, size, size), dtype=np.uint8),
+              "test_labels": r.integers(0, 10, n_test, dtype=np.uint8)}
+    names = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+    for role, a in arrays.items():
+        write_idx(folder / (names[role] + (".gz" if gz else "")), a, gz=gz)
+    return arrays

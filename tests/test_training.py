@@ -27,7 +27,8 @@ def test_history_fields_and_budget_in_seconds():
     r = run("autoencoder", "sgd", 0.03, epochs=None, seconds=0.05, progress=False)
     assert len(r.history) >= 1
     h = r.history[0]
-    assert set(h) == {"epoch", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "wall_time", "process_time"}
+    assert set(h) == {"epoch", "step", "train_loss", "test_loss", "test_accuracy", "val_loss", "val_accuracy", "wall_time",
+                      "process_time"}
     assert h["test_accuracy"] is None  # autoencoder
     r = run("mlp", "sgd", 0.1, epochs=2, progress=False)
     assert 0 <= r.history[-1]["test_accuracy"] <= 1 and r.history[-1]["train_loss"] < r.history[0]["train_loss"] * 1.5
@@ -123,7 +124,7 @@ def test_divergence_keeps_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_bad_run_arguments():
-    with pytest.raises(ValueError, match=r"unknown problem 'resnet'; valid: \['autoencoder', 'cnn', 'mlp'\]"):
+    with pytest.raises(ValueError, match=r"unknown problem 'resnet'; valid: \['autoencoder', 'cnn', 'mlp', 'mnist-autoencoder'\]"):
         run("resnet", "sgd", 0.1)
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         run("mlp", "lbfgs", 0.1)

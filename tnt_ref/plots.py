@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_ladder", "plot_training"]
+__all__ = ["plot_ladder", "plot_training", "plot_budget"]
 
 _COLORS = {  # distinct hues (tab10), so that neighbouring methods can be told apart
     "tnt-exact": "#1f77b4",
@@ -171,4 +171,66 @@ def plot_training(results: dict, path: str | Path, title: str = "") -> Path:
         axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[2].grid(alpha=0.3)
         axes[2].legend(fontsize=7, loc="lower right")
+    return _save(fig, path, title)
+
+
+def _curves(rs: list[dict], key: str, best: float, clip: float, n_grid: int = 200):
+    """Each run's training-loss curve (from its initial loss at 0) on a common ``key`` grid up to the shortest run's end.
+
+    Returns ``(grid, log_gap)`` with ``log_gap`` of shape ``(seeds, n_grid)``: ``log(loss - best)`` linearly
+    interpolated between the logged points (clipped below at ``clip``).
+    """
+    xs, ys = [], []
+    for r in rs:
+        x = np.array([0.0] + [float(h[key]) for h in r["history"]])
+        y = np.array([r["initial_train_loss"]] + [h["train_loss"] for h in r["history"]])
+        xs.append(x)
+        ys.append(np.log(np.maximum(y - best, clip)))
+    end = min(x[-1] for x in xs)
+    grid = np.linspace(0.0, end, n_grid)
+    return grid, np.array([np.interp(grid, x, y) for x, y in zip(xs, ys)])
+
+
+def plot_budget(results: dict, path: str | Path, title: str = "") -> Path:
+    """The process-time protocol: training loss against epochs (left) and process time (right), mean and 95% band.
+
+    One curve per optimizer (its chosen configuration), over the report seeds that did not diverge.
+    Each run's curve starts at its initial training loss (epoch 0, time 0), has a point after every
+    epoch and one where its process-time budget ran out (a partial epoch); it is interpolated
+    linearly in ``log(loss - best)`` on a common grid up to the shortest of the optimizer's runs, and
+    the band is the Student-t interval of that logarithm over seeds (a geometric mean and interval,
+    positive on the log axis). ``best`` is the lowest training loss any run logged. The dotted
+    vertical line on the right marks the budget.
+    """
+    by: dict = {}
+    for r in results["runs"]:
+        if not r["diverged"] and r["history"]:
+            by.setdefault(r["optimizer"], []).append(r)
+    best = min((h["train_loss"] for rs in by.values() for r in rs for h in r["history"]), default=0.0)
+    gaps = np.array([h["train_loss"] - best for rs in by.values() for r in rs for h in r["history"]])
+    gaps = gaps[gaps > 0]
+    clip = gaps.min() / 2 if gaps.size else 1e-12
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    for o, rs in by.items():
+        c = _OPT_COLORS.get(o)
+        d = results.get("summary", {}).get(o, {}).get("diverged", 0)
+        kw = rs[0]["opt_kwargs"]
+        label = f"{o} (lr={rs[0]['learning_rate']:g}" + (f", damping={kw['damping']:g}" if "damping" in kw else "") + \
+            (f"; {d} seeds diverged" if d else "") + ")"
+        for ax, key in ((ax1, "epoch"), (ax2, "process_time")):
+            grid, logs = _curves(rs, key, best, clip)
+            mean, lo, hi = (np.exp(v) for v in _band(logs))
+            ax.plot(grid, mean, color=c, label=label, lw=1.5)
+            ax.fill_between(grid, lo, hi, color=c, alpha=0.2, lw=0)
+    budget = results.get("config", {}).get("budget_seconds")
+    if budget:
+        ax2.axvline(budget, color="grey", ls=":", lw=1)
+    for ax in (ax1, ax2):
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=clip)
+        ax.set_ylabel(f"training loss minus the best reached ({best:.4g})")
+        ax.grid(alpha=0.3, which="both")
+    ax1.set_xlabel("epoch")
+    ax2.set_xlabel("process time (s) of training, one BLAS thread")
+    ax1.legend(fontsize=7)
     return _save(fig, path, title)

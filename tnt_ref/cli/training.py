@@ -26,6 +26,9 @@ DEMO_EPOCHS = 30
 #: for both on this problem (docs/results/autoencoder).
 DEMO_DAMPING = {"tnt": [1e-2], "tnt-ef": [3e-2]}
 
+#: Epochs per run of ``tnt-ref compare`` when neither --epochs nor --budget-seconds is given.
+DEFAULT_EPOCHS = 30
+
 #: Exit codes.
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
@@ -100,6 +103,14 @@ def _check_resume_overwrite(args) -> None:
         raise ValueError("give either --resume or --overwrite, not both.")
 
 
+def _check_data(args):
+    """The problem's data loaded and checked at the door (a bad --data folder: one line, exit 2, nothing written)."""
+    from ..training import get_problem  # noqa: PLC0415
+    from ..training.problems import load_problem_data  # noqa: PLC0415
+
+    return load_problem_data(get_problem(args.problem), args.data, args.dtype)
+
+
 # ----------------------------------------------------------------------------- train
 def _cmd_train(args) -> int:
     from ..files import Outputs  # noqa: PLC0415
@@ -111,12 +122,15 @@ def _cmd_train(args) -> int:
         raise ValueError(f"unknown --problem {args.problem!r}; valid: {sorted(PROBLEMS)}.")
     if args.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown --optimizer {args.optimizer!r}; valid: {list(OPTIMIZERS)}.")
+    if args.epochs is None and args.seconds is None and args.budget_seconds is None:
+        raise ValueError("give a budget: --epochs, --seconds (wall) and/or --budget-seconds (process time).")
+    ds = _check_data(args)
     hyper = _hyper(args)
     bad = sorted(k for k in hyper if k not in _accepted(args.optimizer))
     if bad:
         raise ValueError(f"{', '.join('--' + b.replace('_', '-') for b in bad)} does not apply to {args.optimizer}.")
     if args.seeds is not None:
-        return _train_seeds(args, hyper)
+        return _train_seeds(args, hyper, ds)
     outs = Outputs()
     out = outs.folder(args.out, "--out")
     ck = outs.file(args.checkpoint if args.checkpoint is not None else out / "checkpoint.npz", "--checkpoint")
@@ -149,7 +163,7 @@ def _train_one(args, hyper: dict, out: Path, ck: Path, hist_path: Path) -> int:
         doc["history"].append(h)
         write("running")
         acc = "" if h["test_accuracy"] is None else f"  test acc {h['test_accuracy']:.4f}"
-        print(f"epoch {h['epoch']:>3}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  "
+        print(f"epoch {h['epoch']:>3g}  train loss {h['train_loss']:.5f}  test loss {h['test_loss']:.5f}{acc}  "
               f"({h['wall_time']:.1f} s)", flush=True)
 
     # inside the caller's ownership (locks) of out, ck and hist_path
@@ -160,6 +174,7 @@ def _train_one(args, hyper: dict, out: Path, ck: Path, hist_path: Path) -> int:
         run(args.problem, args.optimizer, args.lr, epochs=args.epochs, seconds=args.seconds, seed=args.seed,
             batch_size=args.batch_size, checkpoint=ck, resume=args.resume, backend=args.backend,
             opt_kwargs=hyper, dtype=args.dtype, divergence_factor=args.divergence_factor, val_size=args.val_size,
+            budget_seconds=args.budget_seconds, data=args.data,
             on_start=start, on_epoch=show)
     except DivergedError as err:
         write("diverged")
@@ -179,13 +194,14 @@ def _train_one(args, hyper: dict, out: Path, ck: Path, hist_path: Path) -> int:
     return 0
 
 
-def _train_seeds(args, hyper: dict) -> int:
+def _train_seeds(args, hyper: dict, ds) -> int:
     """``train --seeds S1 S2 ...``: one run per seed through the grid engine, and their mean and 95% interval."""
     from ..files import Outputs  # noqa: PLC0415
     from ..training import RunSpec, run_grid  # noqa: PLC0415
 
-    if args.epochs is None or args.seconds is not None:
-        raise ValueError("--seeds needs an --epochs budget (not --seconds: runs of a grid have the same epochs).")
+    if (args.epochs is None and args.budget_seconds is None) or args.seconds is not None:
+        raise ValueError("--seeds needs an --epochs or --budget-seconds budget (not --seconds: wall time is not "
+                         "comparable across the runs of a grid).")
     if args.checkpoint:
         raise ValueError("--seeds keeps one record per finished run, not checkpoints: drop --checkpoint.")
     if args.backend != "numpy":
@@ -197,7 +213,8 @@ def _train_seeds(args, hyper: dict) -> int:
     runs = out / "runs"
     summary_path = outs.file(out / "summary.json", "--out (its summary.json)")
     specs = [RunSpec.make(args.problem, args.optimizer, args.lr, s, args.epochs, hyper, dtype=args.dtype,
-                          val_size=args.val_size, divergence_factor=args.divergence_factor, batch_size=args.batch_size)
+                          val_size=args.val_size, divergence_factor=args.divergence_factor, batch_size=args.batch_size,
+                          budget_seconds=args.budget_seconds, data_id=ds.fingerprint or None, data=ds.source or None)
              for s in args.seeds]
     with outs:
         if not args.resume and not args.overwrite and (runs.exists() or summary_path.exists()
@@ -245,6 +262,11 @@ def _cmd_compare(args) -> int:
     )
 
     _check_resume_overwrite(args)
+    if args.epochs is not None and args.budget_seconds is not None:
+        raise ValueError("give --epochs or --budget-seconds (process time per run), not both.")
+    if args.epochs is None and args.budget_seconds is None:
+        args.epochs = DEFAULT_EPOCHS
+    _check_data(args)
     outs = Outputs()
     out = outs.folder(args.out, "--out")
     ours = [outs.file(out / n, f"--out (its {n})") for n in ("results.json", "table.md", "loss.png")]
@@ -262,15 +284,20 @@ def _cmd_compare(args) -> int:
                 p.unlink(missing_ok=True)
         scheduler = stack.enter_context(connect(args.scheduler)) if args.scheduler else None
         print(f"{args.problem}: tuning on {args.tune_seeds} seed{'s' * (args.tune_seeds != 1)} over the validation split, "
-              f"then {args.seeds} fresh seed{'s' * (args.seeds != 1)}; {args.epochs} epochs per run; "
+              f"then {args.seeds} fresh seed{'s' * (args.seeds != 1)}; "
+              + (f"{args.epochs} epochs per run; " if args.budget_seconds is None else
+                 f"{args.budget_seconds:g} s of process time per run; ")
               + (f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs} local job(s)"), flush=True)
         kw = {"optimizers": args.optimizers} if args.optimizers else {}
         if args.damping_grid:  # one grid for both TNT variants (--damping-grid), or the demo's per-variant grids
             kw["damping_grids"] = {"tnt": args.damping_grid, "tnt-ef": args.damping_grid}
         elif args.damping_grids:
-            kw["damping_grids"] = args.damping_grids
+            kw["damping_grids"] = dict(args.damping_grids)
+        if args.damping_grid_ef:  # tnt-ef's own grid
+            kw["damping_grids"] = {**kw.get("damping_grids", {}), "tnt-ef": args.damping_grid_ef}
         try:
-            compare(args.problem, out, epochs=args.epochs, tune_seeds=args.tune_seeds, seeds=args.seeds,
+            compare(args.problem, out, epochs=args.epochs, budget_seconds=args.budget_seconds, data=args.data,
+                    tune_seeds=args.tune_seeds, seeds=args.seeds,
                     widen=args.widen, jobs=args.jobs, scheduler=scheduler, opt_kwargs=_hyper(args), dtype=args.dtype,
                     divergence_factor=args.divergence_factor, val_size=args.val_size,
                     log=lambda s: print(s, flush=True), **kw)
@@ -286,9 +313,10 @@ def _cmd_compare(args) -> int:
 
 def _cmd_demo(args) -> int:
     args.problem, args.epochs, args.optimizers = "autoencoder", DEMO_EPOCHS, None
-    args.tune_seeds, args.seeds, args.widen, args.damping_grid = 1, 3, 0, None
+    args.tune_seeds, args.seeds, args.widen, args.damping_grid, args.damping_grid_ef = 1, 3, 0, None, None
     args.damping_grids = DEMO_DAMPING
     args.dtype, args.divergence_factor, args.val_size = "float64", _default_factor(), _default_val()
+    args.budget_seconds, args.data = None, None
     for _, dest, _, _ in _HYPER_FLAGS:
         setattr(args, f"hp_{dest}", None)
     return _cmd_compare(args)
@@ -306,13 +334,23 @@ def _default_val() -> int:
     return VAL_SIZE
 
 
-def _add_common(p, *, val_default: int) -> None:
+def _add_data(p) -> None:
+    from ..data import FASHION_MNIST_DIR, INSTALL_HINT  # noqa: PLC0415
+
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="MNIST-format folder for mnist-autoencoder: train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzip (.gz) or plain (default: "
+                        f"{FASHION_MNIST_DIR}, from `{INSTALL_HINT}`)")
+
+
+def _add_common(p, *, val_default: int | None) -> None:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="floating type (default: float64)")
     p.add_argument("--divergence-factor", type=positive_float, default=_default_factor(),
                    help="a run diverges when its loss is NaN/Inf or above this multiple of its initial training loss "
                         "(default: %(default)g)")
     p.add_argument("--val-size", type=nonneg_int, default=val_default,
-                   help="training images held out as the validation split (default: %(default)s)")
+                   help="training images held out as the validation split (default: "
+                        + ("%(default)s)" if val_default is not None else "the problem's: 297 digits, 10000 MNIST-format)"))
     p.add_argument("--resume", action="store_true", help="continue the run(s) in --out (default: off)")
     p.add_argument("--overwrite", action="store_true", help="replace the run(s) in --out (default: off)")
 
@@ -328,11 +366,17 @@ def add_parsers(sub) -> None:
     from ..optim import OPTIMIZERS  # noqa: PLC0415
 
     tr = sub.add_parser("train", help="one training run on the digits data")
-    tr.add_argument("--problem", required=True, help="autoencoder, mlp or cnn (required)")
+    tr.add_argument("--problem", required=True, help="autoencoder, mlp or cnn (digits), or mnist-autoencoder (--data) "
+                                                     "(required)")
+    _add_data(tr)
     tr.add_argument("--optimizer", required=True, help=f"one of {', '.join(OPTIMIZERS)} (required)")
     tr.add_argument("--lr", type=positive_float, required=True, help="learning rate (required)")
     tr.add_argument("--epochs", type=positive_int, default=None, help="budget in epochs (default: none; give it or --seconds)")
-    tr.add_argument("--seconds", type=positive_float, default=None, help="budget in training seconds (default: none)")
+    tr.add_argument("--seconds", type=positive_float, default=None,
+                    help="budget in training wall seconds, checked after each epoch (default: none)")
+    tr.add_argument("--budget-seconds", type=positive_float, default=None, metavar="SECONDS",
+                    help="budget in training process seconds, checked after every step: the paper's protocol "
+                         "(default: none)")
     tr.add_argument("--batch-size", type=positive_int, default=None,
                     help="mini-batch size (default: the problem's, 100 autoencoder, 64 mlp and cnn)")
     tr.add_argument("--seed", type=nonneg_int, default=0, help="seed of initialization, batches and sampled labels (default: 0)")
@@ -349,9 +393,17 @@ def add_parsers(sub) -> None:
 
     cmp_ = sub.add_parser("compare", help="every optimizer tuned on a validation split, reported over fresh seeds "
                                           "with 95%% intervals (docs/reproduction.md)")
-    cmp_.add_argument("--problem", required=True, choices=["autoencoder", "mlp", "cnn"], help="the problem (required)")
+    cmp_.add_argument("--problem", required=True, choices=["autoencoder", "mlp", "cnn", "mnist-autoencoder"],
+                      help="the problem: autoencoder, mlp, cnn on the bundled digits; mnist-autoencoder, the paper's "
+                           "784-1000-500-250-30 autoencoder on an MNIST-format folder (--data) (required)")
     cmp_.add_argument("--out", required=True, help="output folder (required)")
-    cmp_.add_argument("--epochs", type=positive_int, default=30, help="epochs per run (default: %(default)s)")
+    _add_data(cmp_)
+    cmp_.add_argument("--epochs", type=positive_int, default=None,
+                      help=f"epochs per run (default: {DEFAULT_EPOCHS} unless --budget-seconds is given)")
+    cmp_.add_argument("--budget-seconds", type=positive_float, default=None, metavar="SECONDS",
+                      help="the paper's protocol instead of epochs: training process time per run (one BLAS thread; "
+                           "checked after every step; warm start and evaluations not counted), scored by the best "
+                           "loss within it (default: none)")
     cmp_.add_argument("--optimizers", nargs="+", choices=list(OPTIMIZERS), default=None,
                       help="optimizers to compare (default: all)")
     cmp_.add_argument("--seeds", type=positive_int, default=5, help="fresh seeds for the report (default: %(default)s)")
@@ -359,9 +411,12 @@ def add_parsers(sub) -> None:
     cmp_.add_argument("--widen", type=nonneg_int, default=2,
                       help="times a grid is widened when its best value is at an end (default: %(default)s)")
     cmp_.add_argument("--damping-grid", type=positive_float, nargs="+", default=None,
-                      help="damping values tuned for tnt and tnt-ef (default: 3e-3 1e-2 3e-2)")
+                      help="damping values tuned for tnt and tnt-ef (default: the problem's, 3e-3 1e-2 3e-2 on the digits, "
+                           "0.03 0.1 0.3 on mnist-autoencoder)")
+    cmp_.add_argument("--damping-grid-ef", type=positive_float, nargs="+", default=None,
+                      help="damping values tuned for tnt-ef alone (default: those of tnt)")
     _add_grid(cmp_)
-    _add_common(cmp_, val_default=_default_val())
+    _add_common(cmp_, val_default=None)
     _add_hyper(cmp_)
     cmp_.set_defaults(func=_cmd_compare, damping_grids=None)
 

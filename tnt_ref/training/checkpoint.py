@@ -96,6 +96,11 @@ def _malformed(saved, rng_state, history) -> str | None:
 
 
 def load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
+    """``(params, state, rng, history, epochs done, initial training loss, warm start's process time)`` from ``path``.
+
+    Refused (:class:`CheckpointError`) when corrupted, or written for another problem, optimizer,
+    hyperparameter, seed, batch size, model, dtype, validation size or data set.
+    """
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}; run without --resume first.")
     try:
@@ -111,7 +116,7 @@ def load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
         raise CheckpointError(f"checkpoint {path} is malformed ({bad}); it was not written by this tnt-ref run. Start a new "
                               "run with --overwrite, or point --checkpoint at the right file.")
     saved = {"dtype": "float64", "val_size": 0, **saved}  # checkpoints written before these settings existed
-    for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model", "dtype", "val_size"):
+    for key in ("problem", "optimizer", "learning_rate", "batch_size", "seed", "hyper", "model", "dtype", "val_size", "data"):
         if saved.get(key) != meta.get(key):
             raise CheckpointError(
                 f"checkpoint {path} is for {key}={saved.get(key)!r}, but this run has {key}={meta.get(key)!r}; "
@@ -133,4 +138,4 @@ def load_checkpoint(path: Path, meta: dict, params_t, state_t, xp):
     if not isinstance(init_loss, (int, float)):
         raise CheckpointError(f"checkpoint {path} lacks the initial training loss (written by an older tnt-ref); "
                               "start a new run with --overwrite.")
-    return params, state, rng, history, len(history), float(init_loss)
+    return params, state, rng, history, len(history), float(init_loss), float(saved.get("warm_start_process_time", 0.0))

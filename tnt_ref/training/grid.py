@@ -1,7 +1,8 @@
 """A grid of training runs fanned out on joblib (local processes or a Dask cluster).
 
 * :class:`RunSpec` — one run: (problem, optimizer, learning rate, other hyperparameters, seed,
-  epochs, dtype, validation size, divergence factor). Its :meth:`~RunSpec.key` names its file.
+  epochs or a process-time budget, dtype, validation size, divergence factor, data set). Its
+  :meth:`~RunSpec.key` names its file.
 * :func:`run_one` — one run with the BLAS threads capped (threadpoolctl); returns a JSON record.
 * :func:`run_grid` — every spec through ``joblib.Parallel``: ``jobs=1`` serially in this process,
   ``jobs=N`` on N local worker processes (loky), or on a Dask cluster through joblib's ``dask``
@@ -12,7 +13,9 @@
 Every run is a pure function of its spec: its random stream is ``default_rng(seed)`` and the BLAS
 runs on one thread (``threads=1``) wherever the run is scheduled, so its history is bit-identical
 serially, with ``jobs=2`` and on Dask (``wall_time`` and ``process_time`` are measurements and
-differ; every other field is equal, and tested so).
+differ; every other field is equal, and tested so). Under a process-time budget
+(``budget_seconds``) how many steps fit is itself a measurement: such runs agree up to where their
+budgets cut them.
 
 Imports :mod:`~tnt_ref.training.runner` (below it); the comparison protocol imports this module.
 """
@@ -51,22 +54,30 @@ class RunSpec:
     optimizer: str
     learning_rate: float
     seed: int
-    epochs: int
+    epochs: int | None
     opt_kwargs: tuple = ()
     dtype: str = "float64"
     val_size: int = 0
     divergence_factor: float = 10.0
     batch_size: int | None = None
+    budget_seconds: float | None = None  # process-time budget (the paper's protocol); None: epochs only
+    data_id: str | None = None  # fingerprint of the IDX data set (tnt_ref.data.load_mnist); None: the digits
+    data: str | None = field(default=None, compare=False)  # the folder holding it; not part of the identity
     tags: tuple = field(default=(), compare=False)  # e.g. ("tuning",); not part of the run's identity
 
     @staticmethod
     def make(problem, optimizer, learning_rate, seed, epochs, opt_kwargs=None, **kw) -> RunSpec:
-        return RunSpec(problem, optimizer, float(learning_rate), int(seed), int(epochs),
+        return RunSpec(problem, optimizer, float(learning_rate), int(seed), None if epochs is None else int(epochs),
                        tuple(sorted((opt_kwargs or {}).items())), **kw)
 
     def identity(self) -> dict:
+        """Everything that decides the run's result; settings left at ``None`` are left out (older keys stay valid)."""
         d = asdict(self)
-        d.pop("tags")
+        for k in ("tags", "data"):
+            d.pop(k)
+        for k in ("budget_seconds", "data_id"):
+            if d[k] is None:
+                d.pop(k)
         d["opt_kwargs"] = dict(self.opt_kwargs)
         return d
 
@@ -94,12 +105,23 @@ def run_one(spec: RunSpec, threads: int = 1) -> dict:
         try:
             r = run(spec.problem, spec.optimizer, spec.learning_rate, epochs=spec.epochs, seed=spec.seed,
                     batch_size=spec.batch_size, progress=False, opt_kwargs=dict(spec.opt_kwargs), dtype=spec.dtype,
-                    val_size=spec.val_size, divergence_factor=spec.divergence_factor)
+                    val_size=spec.val_size, divergence_factor=spec.divergence_factor,
+                    budget_seconds=spec.budget_seconds, data=spec.data, on_start=_check_data(spec))
         except DivergedError as err:
             return {"spec": spec.identity(), "config": err.config, "initial_train_loss": err.config["initial_train_loss"],
                     "history": err.history, "diverged": True, "message": str(err), "last_good_epoch": err.last_good_epoch}
     return {"spec": spec.identity(), "config": r.config, "initial_train_loss": r.initial_train_loss,
             "history": r.history, "diverged": False, "message": "", "last_good_epoch": len(r.history)}
+
+
+def _check_data(spec: RunSpec):
+    """An ``on_start`` hook refusing a folder whose data is not the one ``spec`` names (its fingerprint)."""
+    def check(config, history):
+        got = config.get("data", {}).get("fingerprint")
+        if spec.data_id is not None and got != spec.data_id:
+            raise ValueError(f"the data in {spec.data} has fingerprint {got}, not {spec.data_id} as the grid was "
+                             "planned with; the folder changed while the grid ran.")
+    return check
 
 
 def load_records(runs_dir: str | Path, specs: Sequence[RunSpec]) -> dict:

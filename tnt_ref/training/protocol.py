@@ -4,6 +4,8 @@
 carved from the training set over tuning seeds, grids widened at their edges, the chosen
 configurations reported over fresh seeds with 95% intervals and verdicts
 (:func:`~tnt_ref.training.summary.summarize`); the runs fanned out by :mod:`tnt_ref.training.grid`.
+Two budgets: a number of epochs, or the paper's protocol, a process-time budget per run with the
+best loss within it as the score [code].
 
 The top room of :mod:`tnt_ref.training`: it imports ``grid``, ``summary`` and the rooms below them.
 """
@@ -15,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_positive
 from ..files import atomic_write_json, atomic_write_text
 from ..optim import OPTIMIZERS, make_optimizer
 from .grid import RunSpec, run_grid
-from .problems import get_problem
+from .problems import get_problem, load_problem_data
 from .runner import _int_arg
 from .step import DIVERGENCE_FACTOR
 from .summary import results_table, summarize
@@ -42,11 +45,20 @@ def _final(rec: dict, key: str):
     return rec["history"][-1][key] if rec["history"] and not rec["diverged"] else None
 
 
-def _score(recs: list[dict], select_by: str):
-    """Selection score of one configuration over its tuning seeds (higher is better); ``None`` if any seed diverged."""
-    if any(r["diverged"] for r in recs):
+def _best(rec: dict, key: str):
+    """The lowest ``key`` logged by a run that did not diverge: the score within a process-time budget [code]."""
+    return min(h[key] for h in rec["history"]) if rec["history"] and not rec["diverged"] else None
+
+
+def _score(recs: list[dict], select_by: str, pick=_final):
+    """Selection score of one configuration over its tuning seeds (higher is better); ``None`` if any seed diverged.
+
+    ``pick(record, key)`` reads a run's value: its final one (:func:`_final`, epoch budgets) or its
+    best within the budget (:func:`_best`, process-time budgets).
+    """
+    if any(r["diverged"] or not r["history"] for r in recs):
         return None
-    vl = float(np.mean([_final(r, "val_loss") for r in recs]))
+    vl = float(np.mean([pick(r, "val_loss") for r in recs]))
     if select_by == "val_loss":
         return (-vl,)
     return (float(np.mean([_final(r, "val_accuracy") for r in recs])), -vl)  # ties (1/297) broken by val loss
@@ -67,7 +79,9 @@ def compare(
     problem: str,
     out_dir: str | Path,
     *,
-    epochs: int = 10,
+    epochs: int | None = None,
+    budget_seconds: float | None = None,
+    data=None,
     optimizers: Sequence[str] = OPTIMIZERS,
     grids: dict | None = None,
     damping_grids: dict | None = None,
@@ -79,7 +93,7 @@ def compare(
     scheduler=None,
     resume: bool = False,
     dtype: str = "float64",
-    val_size: int = VAL_SIZE,
+    val_size: int | None = None,
     divergence_factor: float = DIVERGENCE_FACTOR,
     progress: bool | None = None,
     log=print,
@@ -100,12 +114,24 @@ def compare(
        test accuracy, and the epochs and seconds to reach SGD-m's mean final training loss (over the
        seeds that reach it; the fraction is given), and the claims' verdicts (:func:`grid.verdict`).
 
+    **Budgets.** ``epochs`` per run (default 10), or ``budget_seconds`` of training process time
+    per run, the paper's protocol [code]: each run stops within one step of its budget (the warm
+    start and the evaluations are not counted, as in the authors' timer), every history row carries
+    ``epoch``, ``step`` and ``process_time``, and a run's score is its **best** loss within the
+    budget: the best validation loss in tuning, the best training loss in the report and the
+    claims (:func:`~tnt_ref.training.summary.summarize`).
+
+    ``data`` is the MNIST-format folder of a problem on IDX data (``mnist-autoencoder``; default:
+    Debian's Fashion-MNIST folder); it is loaded and checked before any run starts
+    (:class:`tnt_ref.data.DataError`). ``val_size`` defaults to the problem's (297 digits, 10,000
+    MNIST-format images).
+
     Every run is written to ``out_dir/runs/<key>.json`` when it finishes; ``resume=True`` skips
     those already there. Writes ``results.json`` (schema in ``docs/reproduction.md``),
     ``table.md`` and ``loss.png``. ``jobs`` and ``scheduler`` fan the runs out (:func:`grid.run_grid`);
     the results do not depend on them.
     """
-    from ..plots import plot_training  # noqa: PLC0415
+    from ..plots import plot_budget, plot_training  # noqa: PLC0415
 
     prob = get_problem(problem)
     optimizers = list(optimizers)
@@ -114,17 +140,33 @@ def compare(
             raise ValueError(f"unknown optimizer {o!r}; valid: {list(OPTIMIZERS)}.")
     if seed is not None:
         raise ValueError("`seed` is gone: compare runs `tune_seeds` tuning seeds and `seeds` fresh report seeds.")
-    for name, v, low in (("tune_seeds", tune_seeds, 1), ("seeds", seeds, 1), ("widen", widen, 0), ("epochs", epochs, 1)):
+    if epochs is not None and budget_seconds is not None:
+        raise ValueError("give `epochs` or `budget_seconds` (a process-time budget per run), not both.")
+    if budget_seconds is not None:  # finite: an infinite budget would train forever
+        budget_seconds = check_positive(budget_seconds, "budget_seconds")
+    if epochs is None and budget_seconds is None:
+        epochs = 10
+    for name, v, low in (("tune_seeds", tune_seeds, 1), ("seeds", seeds, 1), ("widen", widen, 0)):
         _int_arg(v, name, low)
+    if epochs is not None:
+        _int_arg(epochs, "epochs", 1)
     if isinstance(divergence_factor, bool) or not isinstance(divergence_factor, (int, float)) or not divergence_factor > 1:
         raise ValueError(f"`divergence_factor` must be a number > 1; got divergence_factor={divergence_factor!r}.")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"`dtype` must be 'float64' or 'float32'; got dtype={dtype!r}.")
+    ds = load_problem_data(prob, data, dtype)  # the data at the door: a bad folder fails before any run
+    n_all = int(ds.X_train.shape[0])
+    val_size = prob.val_size if val_size is None else val_size
     _int_arg(val_size, "val_size", 1)
-    if val_size > 1397:
-        raise ValueError(f"`val_size` must be at most 1397 (of 1497 training images); got val_size={val_size}.")
+    if val_size > n_all - 100:
+        raise ValueError(f"`val_size` must be at most {n_all - 100} (of {n_all} training images); got val_size={val_size}.")
+    data_info = None if not ds.fingerprint else {"name": ds.name, "folder": ds.source, "fingerprint": ds.fingerprint,
+                                                 "n_train": n_all - val_size, "n_val": val_size,
+                                                 "n_test": int(ds.X_test.shape[0])}
+    del ds
+    pick = _final if budget_seconds is None else _best
     opt_kwargs = dict(opt_kwargs or {})
-    dgrids = {o: sorted(float(v) for v in g) for o, g in {**DAMPING_GRIDS, **(damping_grids or {})}.items()
+    dgrids = {o: sorted(float(v) for v in g) for o, g in {**(prob.damping_grids or DAMPING_GRIDS), **(damping_grids or {})}.items()
               if o in optimizers and g}
     if "damping" in opt_kwargs:  # a damping given by the user is not tuned
         dgrids = {}
@@ -146,7 +188,9 @@ def compare(
 
     def spec(o, lr, s, kw, tag):
         return RunSpec.make(problem, o, lr, s, epochs, kw, dtype=dtype, val_size=int(val_size),
-                            divergence_factor=float(divergence_factor), tags=(tag,))
+                            divergence_factor=float(divergence_factor), tags=(tag,),
+                            budget_seconds=None if budget_seconds is None else float(budget_seconds),
+                            data_id=data_info and data_info["fingerprint"], data=data_info and data_info["folder"])
 
     for o in optimizers:
         for d in dgrids.get(o, [None]):
@@ -159,6 +203,9 @@ def compare(
             return f"diverged after {rec['last_good_epoch']} good epochs"
         h = rec["history"][-1]
         acc = "" if h["val_accuracy"] is None else f", val acc {h['val_accuracy']:.3f}"
+        if budget_seconds is not None:
+            return (f"best train loss {_best(rec, 'train_loss'):.4g}, best val loss {_best(rec, 'val_loss'):.4g} "
+                    f"in {h['step']} steps ({h['epoch']:g} epochs, {h['process_time']:.0f} s process time)")
         return f"train loss {h['train_loss']:.4g}, val loss {h['val_loss']:.4g}{acc}"
 
     def grid(specs, what):
@@ -181,10 +228,10 @@ def compare(
                 for d in dgrids.get(o, [None]):
                     kw = kwargs_for(o, d)
                     rs = [recs[spec(o, lr, s, kw, "tuning")] for s in range(tune_seeds)]
-                    sc = _score(rs, select_by)
+                    sc = _score(rs, select_by, pick)
                     configs.append({"learning_rate": lr, "damping": d, "opt_kwargs": kw, "score": None if sc is None else list(sc),
                                     "diverged_seeds": sum(r["diverged"] for r in rs),
-                                    "val_loss": None if sc is None else float(np.mean([_final(r, "val_loss") for r in rs])),
+                                    "val_loss": None if sc is None else float(np.mean([pick(r, "val_loss") for r in rs])),
                                     "val_accuracy": None if sc is None or prob.autoencoder else
                                     float(np.mean([_final(r, "val_accuracy") for r in rs]))})
             ok = [c for c in configs if c["score"] is not None]
@@ -220,16 +267,21 @@ def compare(
              "config": r["config"], "initial_train_loss": r["initial_train_loss"], "history": r["history"]}
             for sp, r in zip(specs, recs)]
     results = {"schema": "tnt-ref compare 2", "problem": problem,
-               "config": {"epochs": epochs, "optimizers": optimizers, "tune_seeds": list(range(tune_seeds)),
+               "config": {"epochs": epochs, "budget_seconds": budget_seconds, "data": data_info, "optimizers": optimizers, "tune_seeds": list(range(tune_seeds)),
                           "report_seeds": report_seeds, "val_size": int(val_size), "dtype": dtype,
-                          "divergence_factor": float(divergence_factor), "select_by": select_by, "widen": widen,
+                          "divergence_factor": float(divergence_factor), "widen": widen,
+                          "select_by": select_by if budget_seconds is None else f"best {select_by} within the budget",
                           "opt_kwargs": opt_kwargs, "damping_grids": {o: tuning[o]["dampings"] for o in dgrids},
                           "lr_grids": lr_grids, "hyper_defaults": prob.hyper,
                           "batch_size": prob.batch_size},
                "tuning": tuning, "runs": runs}
     results.update(summarize(results))
     atomic_write_json(out_dir / "results.json", results)
-    plot_training(results, out_dir / "loss.png", title=f"{problem} on digits: chosen configuration per optimizer, "
-                  f"mean and 95% CI over {seeds} fresh seeds")
+    on = "digits" if data_info is None else data_info["name"]
+    title = f"{problem} on {on}: chosen configuration per optimizer, mean and 95% CI over {seeds} fresh seeds"
+    if budget_seconds is None:
+        plot_training(results, out_dir / "loss.png", title=title)
+    else:
+        plot_budget(results, out_dir / "loss.png", title=title + f", {budget_seconds:g} s process time each")
     atomic_write_text(out_dir / "table.md", results_table(results))
     return results

@@ -1,9 +1,10 @@
 """A single training run with per-epoch logs, checkpoints and bit-identical resume.
 
-:func:`run` — a budget in epochs or seconds, per-epoch logs (train, validation and test loss and
-accuracy, wall and process time), a tqdm bar on a terminal, a checkpoint every epoch, bit-identical
-resume on NumPy, and a clear stop on divergence (:func:`~tnt_ref.training.step.is_diverged`),
-naming the last good epoch. TNT and TNT-EF start with the authors' warm start [code].
+:func:`run` — a budget in epochs, wall seconds, or process seconds (the paper's protocol: checked
+after every step), per-epoch logs (train, validation and test loss and accuracy, steps, wall and
+process time), a tqdm bar on a terminal, a checkpoint every epoch, bit-identical resume on NumPy,
+and a clear stop on divergence (:func:`~tnt_ref.training.step.is_diverged`), naming the last good
+epoch. TNT and TNT-EF start with the authors' warm start [code].
 
 Imports ``step``, ``checkpoint`` and ``problems`` (below it); the grid and the comparison
 protocol import it.
@@ -21,12 +22,11 @@ import numpy as np
 
 from .._validation import check_positive
 from ..backend import namespace_for
-from ..data import load_digits
 from ..files import Outputs
 from ..models import Sequential
 from ..optim import OPTIMIZERS, make_optimizer, tnt_warm_start
 from .checkpoint import load_checkpoint, save_checkpoint
-from .problems import Problem, get_problem
+from .problems import Problem, get_problem, load_problem_data
 from .step import DIVERGENCE_FACTOR, DivergedError, is_diverged, train_step
 
 __all__ = ["RunResult", "run"]
@@ -103,20 +103,30 @@ def _run(
     dtype: str = "float64",
     val_size: int = 0,
     divergence_factor: float = DIVERGENCE_FACTOR,
+    budget_seconds: float | None = None,
+    data=None,
 ) -> RunResult:
     """Train ``problem`` with ``optimizer`` at ``learning_rate``.
 
-    Budget: ``epochs`` and/or ``seconds`` of training wall time (checked after each epoch).
-    Each epoch logs ``epoch, train_loss, test_loss, test_accuracy`` (``None`` for the autoencoder),
-    ``val_loss, val_accuracy`` (``None`` unless ``val_size > 0``: the last ``val_size`` training
-    images are then held out from training, for selection), ``wall_time`` and ``process_time``
-    (cumulative seconds of training, evaluation excluded), and, with ``checkpoint``, writes the
+    Budget: ``epochs``, ``seconds`` of training wall time (checked after each epoch), and/or
+    ``budget_seconds`` of training **process time** (the paper's protocol [code]: checked after
+    every step, so a run stops within one step of its budget; the last, partial epoch is then
+    evaluated and logged with a fractional ``epoch``). A run under a time budget is reproducible
+    up to where its budget cuts it: how many steps fit is a measurement.
+    Each epoch logs ``epoch, step`` (steps so far), ``train_loss, test_loss, test_accuracy``
+    (``None`` for autoencoders), ``val_loss, val_accuracy`` (``None`` unless ``val_size > 0``: the
+    last ``val_size`` training images are then held out from training, for selection),
+    ``wall_time`` and ``process_time`` (cumulative seconds of training, evaluation and the warm
+    start excluded, as the authors' timer [code]; the warm start's process time is
+    ``config["warm_start_process_time"]``), and, with ``checkpoint``, writes the
     parameters, optimizer state, random state and history to that ``.npz`` file atomically.
     ``resume=True`` continues from it; on NumPy the continued run is bit-identical to an
     uninterrupted one. ``on_start(config, history)`` is called once before the first epoch (with
     the full configuration and, on resume, the history so far); ``on_epoch(row)`` after each
     epoch's log row (and checkpoint).
-    ``opt_kwargs`` override the problem's optimizer defaults (:data:`PROBLEMS`).
+    ``opt_kwargs`` override the problem's optimizer defaults (:data:`PROBLEMS`). ``data`` is the
+    MNIST-format folder of a problem on IDX data (default: Debian's Fashion-MNIST folder); its
+    folder and fingerprint go into ``config["data"]``.
 
     TNT and TNT-EF start with the authors' warm start (one pass over the training set at
     ``theta_0`` accumulating the statistics, no updates).
@@ -125,6 +135,8 @@ def _run(
     ------
     ValueError
         Unknown problem or optimizer, bad hyperparameters or budget.
+    tnt_ref.data.DataError
+        The data folder is missing, incomplete, truncated or of another format (a ``ValueError``).
     CheckpointError
         ``resume`` from a corrupted checkpoint or one of another problem/optimizer/setting.
     DivergedError
@@ -135,13 +147,15 @@ def _run(
     prob = get_problem(problem)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {list(OPTIMIZERS)}.")
-    if epochs is None and seconds is None:
-        raise ValueError("give a budget: `epochs` and/or `seconds`.")
+    if epochs is None and seconds is None and budget_seconds is None:
+        raise ValueError("give a budget: `epochs`, `seconds` and/or `budget_seconds`.")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1):
         raise ValueError(f"`epochs` must be a positive int; got epochs={epochs!r}.")
     epochs = None if epochs is None else int(epochs)
     if seconds is not None:  # finite: an infinite budget would train forever
         seconds = check_positive(seconds, "seconds")
+    if budget_seconds is not None:
+        budget_seconds = check_positive(budget_seconds, "budget_seconds")
     if resume and checkpoint is None:
         raise ValueError("`resume=True` needs a `checkpoint` path.")
     if dtype not in ("float64", "float32"):
@@ -155,10 +169,10 @@ def _run(
     opt = make_optimizer(optimizer, learning_rate, **kwargs)
     xp = namespace_for(backend)
     net = prob.build()
-    ds = load_digits(images=prob.images, dtype=np.dtype(dtype))
+    ds = load_problem_data(prob, data, dtype)
     n_all = ds.X_train.shape[0]
-    if val_size > n_all - 100:
-        raise ValueError(f"`val_size` must be at most {n_all - 100} (of {n_all} training images); got val_size={val_size}.")
+    if val_size > n_all - 1:
+        raise ValueError(f"`val_size` must be at most {n_all - 1} (of {n_all} training images); got val_size={val_size}.")
     n_fit = n_all - val_size  # the last val_size training images are held out for selection
     X_tr, X_te = xp.asarray(ds.X_train[:n_fit]), xp.asarray(ds.X_test)
     X_va = xp.asarray(ds.X_train[n_fit:]) if val_size else None
@@ -174,26 +188,33 @@ def _run(
     meta = {"problem": problem, "optimizer": optimizer, "learning_rate": float(learning_rate), "batch_size": m,
             "seed": seed, "hyper": opt.hyper, "model": net.spec, "backend": backend, "dtype": dtype,
             "val_size": val_size, "divergence_factor": float(divergence_factor)}
+    if ds.fingerprint:  # data read from disk (digits runs keep the configuration they always had)
+        meta["data"] = {"name": ds.name, "folder": ds.source, "fingerprint": ds.fingerprint,
+                        "n_train": n_fit, "n_val": val_size, "n_test": int(ds.X_test.shape[0])}
     rng = np.random.default_rng(seed)
     params = net.init(rng, xp=xp, dtype=getattr(xp, dtype))
     state = opt.init(params)
     history: list[dict] = []
     wall = proc = 0.0
-    start_epoch = 0
+    start_epoch = done_steps = 0
+    steps = n // m  # the last incomplete batch is dropped (constant batch-mean scale)
     if resume:
-        params, state, rng, history, start_epoch, init_loss = load_checkpoint(Path(checkpoint), meta, params, state, xp)
+        params, state, rng, history, start_epoch, init_loss, warm = load_checkpoint(Path(checkpoint), meta, params, state, xp)
         wall = history[-1]["wall_time"] if history else 0.0
         proc = history[-1]["process_time"] if history else 0.0
+        done_steps = history[-1].get("step", steps * len(history)) if history else 0
     else:
         init_loss = net.loss(params, X_tr, y_tr)  # the reference of the divergence test
+        c0 = time.process_time()
         if optimizer in ("tnt", "tnt-ef"):
             state = _warm_start(net, opt, params, state, X_tr, y_tr, m, rng)
+        warm = time.process_time() - c0 if optimizer in ("tnt", "tnt-ef") else 0.0
     meta["initial_train_loss"] = init_loss
+    meta["warm_start_process_time"] = warm
     if on_start is not None:
         on_start(meta, list(history))
     if progress is None:
         progress = sys.stderr.isatty()
-    steps = n // m  # the last incomplete batch is dropped (constant batch-mean scale)
     epoch = start_epoch
     bar = None
     if progress:
@@ -220,9 +241,11 @@ def _run(
         return err
 
     try:
-        while (epochs is None or epoch < epochs) and (seconds is None or wall < seconds):
+        while ((epochs is None or epoch < epochs) and (seconds is None or wall < seconds)
+               and (budget_seconds is None or proc < budget_seconds)):
             perm = rng.permutation(n)
             t0, c0 = time.perf_counter(), time.process_time()
+            taken = 0
             for s in range(steps):
                 idx = xp.asarray(perm[s * m : (s + 1) * m])
                 Xb, yb = xp.take(X_tr, idx, axis=0), xp.take(y_tr, idx, axis=0)
@@ -233,10 +256,17 @@ def _run(
                     raise stop(str(err), None, s + 1) from None
                 if is_diverged(loss, init_loss, divergence_factor):
                     raise stop("mini-batch loss", loss, s + 1)
+                taken += 1
+                if budget_seconds is not None and proc + (time.process_time() - c0) >= budget_seconds:
+                    break  # the budget ran out within this epoch: log the partial epoch and stop
             wall += time.perf_counter() - t0
             proc += time.process_time() - c0
+            done_steps += taken
+            # a partial (last) epoch is logged at its fraction, e.g. 4.36 epochs = 218 steps of 50
+            at = epoch + 1 if taken == steps else round(epoch + taken / steps, 6)
             with np.errstate(all="ignore"):
-                row = {"epoch": epoch + 1, **_evaluate(net, params, prob, X_tr, y_tr, X_va, y_va, X_te, y_te),
+                row = {"epoch": at, "step": done_steps,
+                       **_evaluate(net, params, prob, X_tr, y_tr, X_va, y_va, X_te, y_te),
                        "wall_time": wall, "process_time": proc}
             epoch += 1
             if is_diverged(row["train_loss"], init_loss, divergence_factor):
