@@ -24,6 +24,20 @@ def test_gpu_check_refuses_without_a_gpu(tmp_path):
     assert not (tmp_path / "pytest-cupy.log").exists()
 
 
+def test_gpu_check_train_refuses_without_data_and_unknown_steps(tmp_path):
+    # the data is checked before anything else (GPU or not): one line, exit 2, nothing written
+    env = {"OUT": str(tmp_path / "out"), "PATH": "/usr/bin:/bin", "PYTHON": sys.executable,
+           "GPU_CHECK_DATA": str(tmp_path / "no-data")}
+    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "train"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert f"no data in {tmp_path / 'no-data'}" in r.stderr and "gpu_check.sh prepare" in r.stderr
+    assert not (tmp_path / "out").exists()
+    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "trian"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "unknown step 'trian'" in r.stderr and not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(cupy_available(), reason="this machine has a GPU: the refusal path cannot be exercised")
 def test_bench_gpu_refuses_without_a_gpu(tmp_path, capsys):
     sys.path.insert(0, str(ROOT / "benchmarks"))

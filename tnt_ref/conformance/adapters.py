@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import namespace_for
 from ..optim.tnt import _apply_inverses, _damped_inverses, _moments
 from ..tensor import _mode_products
 from ..tensor_normal import _tnt_factors_from_moments
@@ -96,9 +97,12 @@ class TntRef:
     inverses; ``direction`` and ``trajectory`` run :func:`tnt_ref.optim.tnt` on the canonical arrays.
     """
 
-    def __init__(self, setting: dict | None = None, name: str | None = None):
+    def __init__(self, setting: dict | None = None, name: str | None = None, backend: str = "numpy"):
         self.setting = check_setting(setting or {})
-        self.name = name or "tnt-ref " + ", ".join(f"{k}={v}" for k, v in self.setting.items())
+        namespace_for(backend)  # the name checked, and the backend usable, before any case runs
+        self.backend = backend  # where ``trajectory`` and ``direction`` run the optimizer
+        self.name = name or "tnt-ref " + ", ".join(f"{k}={v}" for k, v in self.setting.items()) + (
+            f" on {backend}" if backend != "numpy" else "")
 
     def _order(self) -> str:
         return "C" if self.setting["vec_order"] == "row-major" else "F"
@@ -139,7 +143,8 @@ class TntRef:
 
     def trajectory(self, layer: dict, hyper: dict) -> list:
         case = _to_case(layer, hyper, self.setting["layout"])
-        return [_params_view(p, case.kind, self.setting["layout"]) for p in reference.trajectory(case, self.setting)]
+        return [_params_view(p, case.kind, self.setting["layout"])
+                for p in reference.trajectory(case, self.setting, backend=self.backend)]
 
     def direction(self, layer: dict, hyper: dict) -> dict:
         first = self.trajectory({**layer, "steps": layer["steps"][:1]}, hyper)[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import namespace_for, to_numpy
 from ..optim import apply_updates, tnt, tnt_warm_start
 from ..optim.tnt import _apply_inverses, _damped_inverses
 from ..tensor import kron
@@ -102,18 +103,25 @@ def inverse(stats: list, damping: float, setting: dict, X: np.ndarray) -> np.nda
     return _apply_inverses(X, _damped_inverses(tuple(stats), damping, setting["damping_scheme"]))
 
 
-def trajectory(case: Case, setting: dict, n_steps: int | None = None) -> list[dict]:
-    """Parameters after each of the case's steps (canonical ``{"weight", "bias"}``), run by tnt-ref."""
+def trajectory(case: Case, setting: dict, n_steps: int | None = None, backend: str = "numpy") -> list[dict]:
+    """Parameters after each of the case's steps (canonical ``{"weight", "bias"}``, NumPy arrays), run by
+    tnt-ref on ``backend`` ("numpy", "cupy" or "array-api-strict"): the case's arrays are moved there as
+    the optimizer is fed them, and the parameters after each step are brought back to the host."""
     case, back = as_fed(case, setting)
+    xp = namespace_for(backend)
+
+    def dev(d: dict) -> dict:
+        return {k: xp.asarray(v) for k, v in d.items()}
+
     opt = make_optimizer(case, setting)
-    params = _canon(case.params)
+    params = dev(_canon(case.params))
     state = opt.init(params)
     if setting["ema"] == "warm-start":
-        state = tnt_warm_start(opt, state, params, [stat_input(b, setting, case.kind) for b in case.warm_start])
+        state = tnt_warm_start(opt, state, params, [dev(stat_input(b, setting, case.kind)) for b in case.warm_start])
     out = []
     for grads, batch in case.steps[:n_steps]:
-        extra = {"sampled_grads": stat_input(batch, setting, case.kind)} if opt.needs(state) else {}
-        updates, state = opt.update(_canon(grads), state, params, **extra)
+        extra = {"sampled_grads": dev(stat_input(batch, setting, case.kind))} if opt.needs(state) else {}
+        updates, state = opt.update(dev(_canon(grads)), state, params, **extra)
         params = apply_updates(params, updates)
-        out.append(back({k[len(_P):]: v for k, v in params.items()}))
+        out.append(back({k[len(_P):]: to_numpy(v) for k, v in params.items()}))
     return out
