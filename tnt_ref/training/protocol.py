@@ -267,7 +267,8 @@ def compare(
     report_seeds = list(range(REPORT_SEED0, REPORT_SEED0 + seeds))
     chosen = {o: t["best"] for o, t in tuning.items() if t["best"] is not None}
     specs = [spec(o, c["learning_rate"], s, c["opt_kwargs"], "report") for o, c in chosen.items() for s in report_seeds]
-    recs = grid(specs, f"report: {len(chosen)} optimizers x {seeds} fresh seeds") if specs else []
+    recs = grid(specs, f"report ({len(chosen)} optimizer{'s' * (len(chosen) != 1)} x {seeds} fresh seed{'s' * (seeds != 1)})") \
+        if specs else []
     runs = [{"optimizer": sp.optimizer, "learning_rate": sp.learning_rate, "seed": sp.seed,
              "opt_kwargs": dict(sp.opt_kwargs), "diverged": r["diverged"], "message": r["message"],
              "config": r["config"], "initial_train_loss": r["initial_train_loss"], "history": r["history"]}
