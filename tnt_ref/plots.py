@@ -142,7 +142,8 @@ def _is_bias(layer: str, rows: list[dict]) -> bool:
     return layer.endswith(".bias") or (shape is not None and len(shape) == 1)
 
 
-def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = "", *, data=None) -> Path:
+def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = "", *, data=None,
+                stamp_as: Callable | None = None) -> Path:
     """Left: relative Frobenius error per weight layer and method, on a linear axis (0 = exact, 1 = no better than 0).
     Middle: the damped KL ``KL(N(0, F + lam I) || N(0, F_hat + lam I))`` per weight layer and method, on a log
     axis that starts below the smallest inexact KL (a KL that is not finite, null in the JSON, is a gap).
@@ -150,7 +151,8 @@ def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = 
     stored (left out when none are, as in a copy that dropped them).
 
     Biases are left out of every panel (their blocks are small and most methods are exact there: see the table).
-    ``data`` is what the provenance stamp fingerprints (default: ``{"rows", "spectra"}``).
+    ``data`` is what the provenance stamp fingerprints (default: ``{"rows", "spectra"}``), ``stamp_as`` the
+    drawing function it names (default: this one; :func:`plot_fisher` names itself).
     """
     weights = [lay for lay in dict.fromkeys(r["layer"] for r in rows) if not _is_bias(lay, rows)]
     layers = weights or list(dict.fromkeys(r["layer"] for r in rows))
@@ -204,15 +206,15 @@ def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = 
         n_exact = len(spectra[big]["exact"])
         ax2.set_title(f"spectra, {big} (D = {D}" + (f"; top {n_exact} shown)" if n_exact < D else ")"))
         ax2.legend(fontsize=7, ncol=2)
-    return save_figure(fig, path, drawer=plot_ladder, data={"rows": rows, "spectra": spectra} if data is None else data,
-                       title=title)
+    return save_figure(fig, path, drawer=stamp_as or plot_ladder,
+                       data={"rows": rows, "spectra": spectra} if data is None else data, title=title)
 
 
 def plot_fisher(res: dict, path: str | Path) -> Path:
     """The figure of ``tnt-ref fisher`` from its JSON (``config``, ``rows``, ``spectra`` when stored)."""
     cfg = res.get("config", {})
     title = f"{cfg.get('model', '?')} on digits, n={cfg.get('n', '?')}: every Kronecker approximation against the exact block"
-    return plot_ladder(res["rows"], res.get("spectra") or {}, path, title=title, data=res)
+    return plot_ladder(res["rows"], res.get("spectra") or {}, path, title=title, data=res, stamp_as=plot_fisher)
 
 
 # ----------------------------------------------------------------------------- a comparison's training curves

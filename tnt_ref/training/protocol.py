@@ -273,7 +273,7 @@ def compare(
              "opt_kwargs": dict(sp.opt_kwargs), "diverged": r["diverged"], "message": r["message"],
              "config": r["config"], "initial_train_loss": r["initial_train_loss"], "history": r["history"]}
             for sp, r in zip(specs, recs)]
-    results = {"schema": "tnt-ref compare 2", "problem": problem,
+    results = {"schema": "tnt-ref compare 3", "problem": problem,
                "config": {"epochs": epochs, "budget_seconds": budget_seconds, "data": data_info, "optimizers": optimizers, "tune_seeds": list(range(tune_seeds)),
                           "report_seeds": report_seeds, "val_size": int(val_size), "dtype": dtype,
                           "divergence_factor": float(divergence_factor), "widen": widen,
