@@ -159,12 +159,18 @@ def summarize(results: dict) -> dict:
                           "claims on accuracies": "difference a - b, Welch 95% interval on the logit scale mapped at b's center"}}
 
 
+def _num(x: float, fmt: str) -> str:
+    """``x`` in ``fmt``, without the bare trailing point that ``#`` formats leave (``12.`` is ``12``)."""
+    text = f"{x:{fmt}}"
+    return text[:-1] if text.endswith(".") else text
+
+
 def _ci(s: dict | None, fmt: str = "#.4g") -> str:
     if s is None or s.get("mean") is None:
         return "–"
     if s["ci_low"] is None:
-        return f"{s['mean']:{fmt}}"
-    return f"{s['mean']:{fmt}} [{s['ci_low']:{fmt}}, {s['ci_high']:{fmt}}]"
+        return _num(s["mean"], fmt)
+    return f"{_num(s['mean'], fmt)} [{_num(s['ci_low'], fmt)}, {_num(s['ci_high'], fmt)}]"
 
 
 def _comparison(d: dict) -> str:
