@@ -201,3 +201,5 @@ def test_spec_key_is_stable_and_distinct():
     assert SPECS[2].key().startswith("tnt_lr0.0001_damping0.03_s0_")
     assert RunSpec.make("mlp", "sgd", 0.1, 0, 2, val_size=297).key() == SPECS[0].key()
     assert json.loads(json.dumps(SPECS[2].identity()))["opt_kwargs"] == {"damping": 0.03}
+    widened = RunSpec.make("cnn", "tnt", 1e-5 * 1e-5 / 3e-5, 0, 1, {"damping": 1e-2 / 3})  # a grid widened below 1e-5
+    assert widened.label() == "tnt lr=3.33e-06 damping=0.00333 seed 0"  # not 3.33333e-06

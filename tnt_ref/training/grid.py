@@ -87,8 +87,9 @@ class RunSpec:
         return f"{self.optimizer}_lr{self.learning_rate:g}{kw}_s{self.seed}_{h}"
 
     def label(self) -> str:
-        kw = "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in self.opt_kwargs)
-        return f"{self.optimizer} lr={self.learning_rate:g}{kw} seed {self.seed}"
+        """For progress lines: 3 significant digits (``lr=3.33e-06``, not ``3.33333e-06``)."""
+        kw = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in self.opt_kwargs)
+        return f"{self.optimizer} lr={self.learning_rate:.3g}{kw} seed {self.seed}"
 
 
 def run_one(spec: RunSpec, threads: int | None = None) -> dict:
