@@ -90,6 +90,11 @@ def format_seconds(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
+def _whole(x: float) -> float | int:
+    """``4`` rather than ``4.0`` where a count is whole (tqdm prints what it gets)."""
+    return int(x) if float(x).is_integer() else x
+
+
 class Progress:
     """A progress line: a tqdm bar on a terminal, else one plain line per update with the same estimate.
 
@@ -129,7 +134,7 @@ class Progress:
             from tqdm.auto import tqdm  # noqa: PLC0415
 
             fmt = None if count else "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
-            self.bar = tqdm(total=self.total, initial=self.done, desc=desc, unit=unit or "it", dynamic_ncols=True,
+            self.bar = tqdm(total=_whole(self.total), initial=_whole(self.done), desc=desc, unit=unit or "it", dynamic_ncols=True,
                             bar_format=fmt, file=sys.stderr)
 
     def elapsed(self) -> float:
@@ -156,13 +161,13 @@ class Progress:
         """Change the units of work in all (e.g. once the work has been estimated)."""
         self.total = float(total)
         if self.bar is not None:
-            self.bar.total = self.total
+            self.bar.total = _whole(self.total)
 
     def advance(self, n: float = 1.0, note: str = "") -> None:
         """``n`` more units done; ``note`` says what just finished (or what starts now)."""
         self.done = min(self.done + float(n), self.total) if self.total else self.done + float(n)
         if self.bar is not None:
-            self.bar.n = self.done
+            self.bar.n = _whole(self.done)
             if note:
                 self.bar.set_postfix_str(note[:60], refresh=False)
             self.bar.refresh()

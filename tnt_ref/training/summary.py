@@ -192,7 +192,7 @@ def _plural(n: int, word: str) -> str:
 def _methods_note() -> str:
     """The head's sentence naming the intervals' method and the edge flag."""
     return (f"Losses, epochs, steps and seconds: {METHODS['log']}; accuracies: {METHODS['logit']}. (edge): the best "
-            "value was at the end of its grid after widening, so it is not tuned.")
+            "value was at an end of its grid (after any widening), so it is not tuned.")
 
 
 def _budget_rows(results: dict) -> list:
