@@ -65,6 +65,27 @@ def test_cli_errors(capsys):
         main(["fisher", "--damping", "-1"])
 
 
+def test_the_help_names_the_library_defaults():
+    """One default per hyperparameter: what --help says is what tnt(), kfac() and shampoo() take when it is left out."""
+    import inspect
+
+    from tnt_ref import optim
+    from tnt_ref.cli.training import _HYPER_FLAGS
+
+    text = {dest: t for _, dest, _, t in _HYPER_FLAGS}
+
+    def default(o, k):
+        return inspect.signature(getattr(optim, o)).parameters[k].default
+
+    assert default("tnt", "damping") == default("kfac", "damping") == 1e-2 and "1e-2 for tnt, tnt-ef and kfac" in text["damping"]
+    assert default("shampoo", "damping") == 1e-4 and "1e-4 for shampoo" in text["damping"]
+    for k in ("momentum", "decay"):
+        assert f"default: {default('tnt', k):g})" in text[k]
+    from tnt_ref.training import PROBLEMS
+
+    assert all("damping" not in h for p in PROBLEMS.values() for h in p.hyper.values())  # the problems take the default
+
+
 def test_kl_round_off_is_printed_as_zero():
     from tnt_ref.cli.fisher import _kl_text
 
