@@ -43,7 +43,7 @@ from scipy import stats
 
 from .digits_gap import (DIGITS_LAYERS, TRAJECTORY_LAYERS, cov_mode_moments, cross_paths, gap_on_support, gap_rows,
                          null_entries, population_gap, range_basis, summarize_trajectory)
-from .registry import register
+from .registry import note, register
 from .separability import _bootstrap_stats, _kron, batched_lrt_statistics, mc_pvalue, null_directions, separability_df
 
 __all__ = ["DIGITS_LAYERS", "TRAJECTORY_LAYERS", "MINIBATCH_SIZES", "OBJECTS", "point_context", "sample_gradients",
@@ -360,6 +360,13 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
     epochs, n_boot, n_gauss = (4, 9, 2) if profile == "quick" else (20, 99, 19)
     seeds, grid = ((seed,), (0, 2, 4)) if profile == "quick" else (tuple(seed + i for i in range(3)), (0, 1, 2, 5, 10, 15, 20))
     runs = _Runs(grid)
+    total = len(DIGITS_LAYERS) * len(seeds) * 3 * len(OBJECTS) + len(seeds) * len(grid) * len(TRAJECTORY_LAYERS)
+    done_steps = [0]
+
+    def step(text: str) -> None:  # progress for the run's line (registry.note; a no-op outside a run)
+        done_steps[0] += 1
+        note(text, done_steps[0], total)
+
     rng = np.random.default_rng(seed + 77)
     nulls: dict = {}
     rows, data_rows = [], []
@@ -383,6 +390,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
                                     gauss=gauss, n_gauss=n_gauss)
                     row = {**head, **row, "seconds": time.perf_counter() - t1 + (t1 - t0 if obj == OBJECTS[0] else 0.0)}
                     rows.append(row)
+                    step(f"digits study: {problem} {name} seed {s} at {when}, {obj}")
                     if log:
                         log(row)
                 # the negative control's rows: the same block, gradients with the data labels (empirical-Fisher samples)
@@ -396,7 +404,9 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
         shapes = {n: (tuple(p0[n].shape), tuple(tensor_shape(p0[n].shape))) for n in names}
         traj += gap_rows(problem, names, seeds=seeds, epochs_list=grid, shapes=shapes,
                          blocks=lambda s, e, problem=problem: runs.blocks(problem, s, e),
-                         losses=lambda s, e, problem=problem: runs.loss(problem, s, e))
+                         losses=lambda s, e, problem=problem: runs.loss(problem, s, e),
+                         log=lambda r: step(f"digits study, gap along training: {r['problem']} {r['layer']} "
+                                            f"seed {r['seed']} epoch {r['epoch']}"))
     return {"profile": profile, "draws": draws, "epochs": epochs, "n_boot": n_boot, "n_gauss": n_gauss, "seed": seed,
             "seeds": list(seeds), "objects": list(OBJECTS), "rows": rows, "summary": summarize_rows(rows),
             "trajectory": {"seeds": list(seeds), "epochs": list(grid), "rows": traj, "summary": summarize_trajectory(traj)},
@@ -472,7 +482,7 @@ def study_consistent(res) -> bool:
           "match the exact Fisher block they are compared with (|z| <= 4 for tr S and the top direction of F, resp. F/m; the "
           "label-enumeration and Lambda = S S^T paths to tr F agree to 1e-8) and the sample- and population-derived supports "
           "have the same shape and give the same gap (1e-6), so the p-values and gaps describe one distribution",
-          "derived", "observation")
+          "derived", "observation", cost=260)
 def digits_observation(profile):
     res = _digits(profile)
     return study_consistent(res), {k: v for k, v in res.items() if k != "data_label_rows"}

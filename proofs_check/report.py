@@ -47,9 +47,11 @@ def summary_line(results: list[CheckResult]) -> str:
     return f"{good} of {len(results)} checks gave their expected result" + ("" if good == len(results) else " -- FAILURES above")
 
 
-def write_json(path, results: list[CheckResult]) -> Path:
-    """``{"checks": [...]}``; non-finite numbers (e.g. kappa_hi = inf without damping) become "inf"/"nan"."""
-    return atomic_write_json(path, {"checks": [_finite(json.loads(json.dumps(r.as_json(), default=_jsonable))) for r in results]})
+def write_json(path, results: list[CheckResult], **run) -> Path:
+    """``{**run, "checks": [...]}`` (``run``: e.g. ``status``, ``profile``, ``completed``, ``of``); non-finite numbers
+    (e.g. kappa_hi = inf without damping) become "inf"/"nan". Written atomically: a reader never sees half a file."""
+    return atomic_write_json(path, {**run, "checks": [_finite(json.loads(json.dumps(r.as_json(), default=_jsonable)))
+                                                      for r in results]})
 
 
 def _finite(x):

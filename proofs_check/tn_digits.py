@@ -50,9 +50,25 @@ def _run(args) -> int:
 
     from tnt_ref.files import atomic_write_json  # noqa: PLC0415
 
-    from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
+    from tnt_ref.runtime import Progress, blas_threads  # noqa: PLC0415
 
-    res = digits_study(args.profile, draws=args.draws, log=lambda r: print(format_row(r), flush=True))
+    from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
+    from .registry import notes_to  # noqa: PLC0415
+
+    bar = Progress(1, "digits study", "step", log=lambda line: print(f"  {line}", flush=True))
+
+    def step(text, done=None, total=None):
+        if done is not None and total:
+            bar.set_total(total)
+            bar.advance(done - bar.done, text)
+        else:
+            bar.note(text)
+
+    try:
+        with blas_threads(), notes_to(step):  # the package's thread policy; a progress line per step of the study
+            res = digits_study(args.profile, draws=args.draws, log=lambda r: bar.write(format_row(r)))
+    finally:
+        bar.close()
     for r in res["data_label_rows"]:
         print(f"control, data labels: {r['problem']:<4} {r['layer']:<13} {r['point']:<4} z_trace={r['z_trace']:+.2f} "
               f"z_top={r['z_top']:+.2f} consistent={row_consistent(r)}")
