@@ -9,6 +9,9 @@ Each PNG carries the fingerprint of the code that drew it and of the data it dre
 show is missing here, cannot be redrawn from its JSON, or is older than its code or its data.
 After changing a drawing function, run this script and commit the figures.
 
+The theory figures are drawn from the measured values of one check each in ``results/theory.json``
+(``theorem1.tnt``, ``tn.digits.study``), as ``python -m proofs_check`` draws them with its report.
+
 ``--resummarize`` recomputes the ``target``, ``summary``, ``claims`` and ``intervals`` of each
 comparison's ``results.json`` (by epochs or under a budget) from its runs (no training: every run's history is
 in the file) with the current :func:`tnt_ref.training.summarize`, and rewrites ``table.md`` beside it.
@@ -23,19 +26,26 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 
+#: kind -> the check of theory.json whose measured values the figure draws
+_THEORY = {"theorem": "theorem1.tnt", "digits": "tn.digits.study"}
+
 
 def figures(root: Path = DOCS) -> dict:
     """figure (relative to ``root``) -> (kind, JSON it is drawn from, relative to ``root``), found on disk:
 
     * every comparison, ``results/**/results.json`` -> the ``loss.png`` beside it (kind ``"comparison"``: by epochs
       or under a process-time budget, as the JSON says);
-    * every ladder, ``results/fisher_<model>.json`` -> ``figures/fisher_<model>.png`` (kind ``"fisher"``).
+    * every ladder, ``results/fisher_<model>.json`` -> ``figures/fisher_<model>.png`` (kind ``"fisher"``);
+    * the theory figures, ``results/theory.json`` -> ``figures/theorem1.png`` and ``figures/tn_digits.png``.
     """
     out = {}
     for res in sorted((root / "results").rglob("results.json")):
         out[res.with_name("loss.png").relative_to(root).as_posix()] = ("comparison", res.relative_to(root).as_posix())
     for js in sorted((root / "results").glob("fisher_*.json")):
         out[f"figures/{js.stem}.png"] = ("fisher", js.relative_to(root).as_posix())
+    if (root / "results" / "theory.json").exists():
+        out["figures/theorem1.png"] = ("theorem", "results/theory.json")
+        out["figures/tn_digits.png"] = ("digits", "results/theory.json")
     return out
 
 
@@ -54,6 +64,12 @@ def drawer_and_data(kind: str, source: Path):
         return (lambda path: plot_results(doc, path)), doc, drawer
     if kind == "fisher":
         return (lambda path: plot_fisher(doc, path)), doc, plot_fisher
+    if kind in _THEORY:
+        from proofs_check.figures import digits_figure, theorem_figure
+
+        fn = theorem_figure if kind == "theorem" else digits_figure
+        measured = next(c["measured"] for c in doc["checks"] if c["name"] == _THEORY[kind])
+        return (lambda path: fn(measured, path)), measured, fn
     raise ValueError(f"unknown figure kind {kind!r}")
 
 

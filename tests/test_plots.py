@@ -83,15 +83,17 @@ def test_ladder_shows_weights_and_the_largest_weight_block(drawn, tmp_path):
     spectra = {nm: {"exact": [3.0, 2.0, 1.0], "kfac": [3.0, 1.0, 0.5]} for nm in ("fc1.weight", "fc1.bias", "fc2.weight")}
     spectra["fc1.bias"]["exact"] = list(range(50, 0, -1))  # the longest stored spectrum is a bias's: not shown
     P.plot_ladder(rows, spectra, tmp_path / "x.png")
-    ax1, ax2 = drawn[0].axes
+    ax1, axk, ax2 = drawn[0].axes
     assert [t.get_text() for t in ax1.get_xticklabels()] == ["fc1.weight", "fc2.weight"]
     assert ax1.get_yscale() == "linear" and ax1.get_ylim()[0] == 0 and ax1.get_ylim()[1] >= 1.0
     assert ax2.get_title().startswith("spectra, fc1.weight (D = 32")
-    # without stored spectra (a copy that dropped them): the KL per weight layer, a round-off KL floored
+    # the damped KL per weight layer on a log axis, a round-off KL floored (never negative, off the axis)
+    assert "KL" in axk.get_title() and axk.get_yscale() == "log"
+    assert [t.get_text() for t in axk.get_xticklabels()] == ["fc1.weight", "fc2.weight"]
+    assert min(p.get_height() for p in axk.patches) >= 1e-16 and axk.get_ylim()[0] > 1e-16
+    # without stored spectra (a copy that dropped them): no spectrum panel
     P.plot_ladder(rows, {}, tmp_path / "y.png")
-    ax2 = drawn[1].axes[1]
-    assert "KL" in ax2.get_title() and ax2.get_yscale() == "log"
-    assert min(min(ln.get_ydata()) for ln in ax2.get_lines()) >= 1e-16
+    assert len(drawn[1].axes) == 2 and "KL" in drawn[1].axes[1].get_title()
 
 
 def test_fingerprints_follow_the_drawing_code_and_the_data(monkeypatch):
@@ -109,3 +111,25 @@ def test_saved_figures_carry_their_stamp(tmp_path):
     out = P.plot_fisher({"config": {"model": "mlp", "n": 5}, "rows": _ladder_rows(), "spectra": {}}, tmp_path / "f.png")
     stamp = P.figure_stamp(out)
     assert stamp["drawer"] == "tnt_ref.plots.plot_fisher" and stamp["code"] == P.code_fingerprint(P.plot_fisher)
+
+
+def test_theory_figures_say_what_they_show(drawn, tmp_path):
+    """Theorem 1: every legend entry shown below the axes (nothing hidden behind it), one marker per m; the digits
+    figure over one seed says so instead of "mean +- s.d."."""
+    import proofs_check.figures as F
+
+    rows = [{"m": m, "N": N, "observed": 0.2, "se": 1e-3, "bound": 1e3 / N, "observed_algorithm1": 0.1 / N,
+             "se_algorithm1": 1e-3} for m in (4, 16, 64) for N in (5, 20)]
+    F.theorem_figure({"rows": rows}, tmp_path / "t.png")
+    ax = drawn[0].axes[0]
+    leg = ax.get_legend()
+    assert len(leg.get_texts()) == 9 and leg.get_bbox_to_anchor().y0 < ax.get_window_extent().y0  # below the axes
+    xs = [tuple(np.round(ln.get_xdata(), 6)) for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+    assert len(set(xs)) == 3  # the three bounds are drawn at shifted N, so none hides another
+    traj = {"seeds": [0], "summary": [{"problem": "mlp", "layer": "fc2.weight", "epoch": e, "singular_seeds": 0,
+                                       "gap_per_dim_mean": 0.1 * (e + 1), "gap_per_dim_min": 0.1 * (e + 1),
+                                       "gap_per_dim_max": 0.1 * (e + 1), "mle_rel_frobenius_mean": 0.5,
+                                       "mle_rel_frobenius_sd": None} for e in (0, 2, 4)]}
+    F.digits_figure({"trajectory": traj}, tmp_path / "d.png")
+    titles = [a.get_title() for a in drawn[1].axes]
+    assert all("one seed: no spread" in t for t in titles) and not any("s.d." in t for t in titles)

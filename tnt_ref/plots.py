@@ -172,6 +172,8 @@ def plot_ladder(rows: list[dict], spectra: dict, path: str | Path, title: str = 
         for j, m in enumerate(methods):
             vals = [val.get((lay, m)) for lay in layers]
             vals = [np.nan if v is None or isinstance(v, str) else float(v) for v in vals]  # None: not finite in the JSON
+            if metric == "kl":  # a KL is never negative: a round-off value of either sign is floored (off the axis)
+                vals = [v if np.isnan(v) else max(v, 1e-16) for v in vals]
             bars = ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=m, color=_COLORS.get(m))
             if metric == "rel_error":
                 ax.bar_label(bars, labels=[f"{v:.2f}" if np.isfinite(v) else "" for v in vals], fontsize=6, rotation=90,
