@@ -55,7 +55,7 @@ def _run(args) -> int:
     from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
     from .registry import notes_to  # noqa: PLC0415
 
-    bar = Progress(1, "digits study", "step", log=lambda line: print(f"  {line}", flush=True))
+    bar = Progress(1, "progress", "step", log=lambda line: print(f"  {line}", flush=True))
 
     def step(text, done=None, total=None):
         if done is not None and total:
