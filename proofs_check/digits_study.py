@@ -325,6 +325,23 @@ class _Runs:
 Z_CONSISTENT = 4.0
 
 
+#: Bootstrap draws per study row. The smallest bootstrap p-value is ``1 / (n_boot + 1)``: with 19 draws it is
+#: 0.05, so the quick profile can reject at the 0.05 level (with the 9 draws it had, it never could: p >= 0.1).
+N_BOOT = {"quick": 19, "full": 99}
+
+#: The level the rows' bootstrap p-values are read at.
+LEVEL = 0.05
+
+
+def can_reject(n_boot: int, level: float = LEVEL) -> bool:
+    """Whether a bootstrap test with ``n_boot`` draws can reject at ``level``: its smallest p, ``1/(n_boot+1)``, is <= level.
+
+    >>> can_reject(9), can_reject(19), can_reject(99)
+    (False, True, True)
+    """
+    return 1.0 / (n_boot + 1) <= level
+
+
 def row_consistent(row) -> bool:
     """The samples of a study row are draws from the exact block's distribution, as far as the row
     measures: both z-scores within :data:`Z_CONSISTENT` and the two exact paths equal to 1e-8 (for
@@ -341,8 +358,8 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
     For each layer of :data:`DIGITS_LAYERS`, seed and point, one row per object of :data:`OBJECTS`
     (:func:`study_row`): per-example gradients (``n = 1797 x draws``) and mini-batch means
     (``n = 1797`` batches), projected onto their mode-wise support, the LRT statistic and its
-    bootstrap p-value (``n_boot`` = 9 quick, 99 full, shared null; the smallest possible p is
-    ``1/(n_boot+1)``), the null's mean and s.d., the chi-square p-value, the sample gap
+    bootstrap p-value (``n_boot`` = :data:`N_BOOT`, 19 quick, 99 full, shared null; the smallest
+    possible p is ``1/(n_boot+1)``, 0.05 and 0.01, so both profiles can reject at 0.05), the null's mean and s.d., the chi-square p-value, the sample gap
     ``Lambda / (2 n)``, the exact block's population gap, the consistency z-scores
     (:func:`row_consistent`) and the normality split (``n_gauss`` = 2 quick, 19 full). In
     ``data_label_rows``, the per-example z-scores with the data labels (the negative control). Then
@@ -357,7 +374,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
         raise ValueError(f"unknown profile {profile!r}; valid: ['quick', 'full'].")
     draws = check_int(draws, "draws", min_value=1)
     seed = check_int(seed, "seed", min_value=0)
-    epochs, n_boot, n_gauss = (4, 9, 2) if profile == "quick" else (20, 99, 19)
+    epochs, n_boot, n_gauss = (4, N_BOOT["quick"], 2) if profile == "quick" else (20, N_BOOT["full"], 19)
     seeds, grid = ((seed,), (0, 2, 4)) if profile == "quick" else (tuple(seed + i for i in range(3)), (0, 1, 2, 5, 10, 15, 20))
     runs = _Runs(grid)
     total = len(DIGITS_LAYERS) * len(seeds) * 3 * len(OBJECTS) + len(seeds) * len(grid) * len(TRAJECTORY_LAYERS)
@@ -454,7 +471,8 @@ def format_row(r) -> str:
             f"{r['bootstrap_singular']} of {r['n_boot']} bootstrap sets singular]") if r["sample_null_directions"] else ""
     pop = (f" [exact block singular: {r['population_null_directions']} null direction(s), entries {r['null_entries']}]"
            if r["population_null_directions"] else "")
-    return (f"{head} Lambda={r['statistic']:.1f}{null}{z} p_boot={r['p_bootstrap']:.3g} p_chi2={r['p_chi2']:.2g} "
+    floor = " (the smallest possible)" if r["p_bootstrap"] <= 1.0 / (r["n_boot"] + 1) else ""
+    return (f"{head} Lambda={r['statistic']:.1f}{null}{z} p_boot={r['p_bootstrap']:.3g}{floor} p_chi2={r['p_chi2']:.2g} "
             f"sample_gap={r['sample_gap']:.4f} population_gap={r['population_gap']:.4f}{sing}{pop}; {tail}")
 
 

@@ -52,7 +52,7 @@ def _run(args) -> int:
 
     from tnt_ref.runtime import Progress, blas_threads  # noqa: PLC0415
 
-    from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
+    from .digits_study import LEVEL, can_reject, digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
     from .registry import notes_to  # noqa: PLC0415
 
     bar = Progress(1, "progress", "step", log=lambda line: print(f"  {line}", flush=True))
@@ -73,6 +73,8 @@ def _run(args) -> int:
         print(f"control, data labels: {r['problem']:<4} {r['layer']:<13} {r['point']:<4} z_trace={r['z_trace']:+.2f} "
               f"z_top={r['z_top']:+.2f} consistent={row_consistent(r)}")
     ok = study_consistent(res)
+    print(f"bootstrap: {res['n_boot']} draws per row, so the smallest possible p is {1 / (res['n_boot'] + 1):.2g}: the test "
+          f"{'can' if can_reject(res['n_boot']) else 'cannot'} reject at {LEVEL}")
     print("samples consistent with the exact blocks (the study's pass criterion): " + ("yes" if ok else
           "NO -- the p-values and the gaps do not describe the same distribution"))
     if args.json:
