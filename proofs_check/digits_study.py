@@ -283,8 +283,9 @@ def _tnt_chain(problem: str, seed: int, epochs: tuple) -> dict:
 class _Runs:
     """The points of the study: parameters, losses and exact blocks per (problem, seed, epoch), computed once."""
 
-    def __init__(self, epochs_list):
+    def __init__(self, epochs_list, images: int | None = None):
         self.epochs = tuple(sorted(e for e in set(epochs_list) if e > 0))
+        self.images = images  # the first ``images`` of all 1797 digits (None: all) for the study and the exact blocks
         self._blocks: dict = {}
         self._data: dict = {}
 
@@ -295,7 +296,8 @@ class _Runs:
 
             prob = get_problem(problem)
             ds = load_digits(images=prob.images)
-            self._data[problem] = (prob.build(), np.concatenate([ds.X_train, ds.X_test]), np.concatenate([ds.y_train, ds.y_test]))
+            self._data[problem] = (prob.build(), np.concatenate([ds.X_train, ds.X_test])[: self.images],
+                                   np.concatenate([ds.y_train, ds.y_test])[: self.images])
         return self._data[problem]
 
     def result(self, problem, seed, epoch):
@@ -325,9 +327,23 @@ class _Runs:
 Z_CONSISTENT = 4.0
 
 
+#: The study's sizes per profile: ``epochs`` of the TNT runs (the midpoint at half), ``n_boot`` bootstrap draws per
+#: row, ``n_gauss`` Gaussian calibration sets, ``images`` (the first ``images`` of all 1797 digits, for the sampled
+#: gradients and the exact blocks; ``None``: all; the TNT runs always train on the problem's training split), the
+#: ``seeds`` (offsets from ``seed``) and the gap trajectory's ``grid`` of epochs (it holds 0, ``epochs // 2`` and
+#: ``epochs``: every study row needs its trajectory point, :func:`study_consistent`). ``quick`` and ``full`` are the
+#: check's (``tn.digits.study``); ``ci`` is the test suite's variant (``tests/test_proofs_check.py``): every step of
+#: the study and every criterion of the check and of its negative control, on 600 images and 2 epochs, at a fraction
+#: of the quick profile's cost (the quick profile stays on the command line: ``python -m proofs_check --profile quick``).
+DIGITS_PROFILES = {
+    "ci": {"epochs": 2, "n_boot": 19, "n_gauss": 1, "images": 600, "seeds": (0,), "grid": (0, 1, 2)},
+    "quick": {"epochs": 4, "n_boot": 19, "n_gauss": 2, "images": None, "seeds": (0,), "grid": (0, 2, 4)},
+    "full": {"epochs": 20, "n_boot": 99, "n_gauss": 19, "images": None, "seeds": (0, 1, 2), "grid": (0, 1, 2, 5, 10, 15, 20)},
+}
+
 #: Bootstrap draws per study row. The smallest bootstrap p-value is ``1 / (n_boot + 1)``: with 19 draws it is
 #: 0.05, so the quick profile can reject at the 0.05 level (with the 9 draws it had, it never could: p >= 0.1).
-N_BOOT = {"quick": 19, "full": 99}
+N_BOOT = {k: v["n_boot"] for k, v in DIGITS_PROFILES.items()}
 
 #: The level the rows' bootstrap p-values are read at.
 LEVEL = 0.05
@@ -352,31 +368,37 @@ def row_consistent(row) -> bool:
 
 def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=None) -> dict:
     """The tensor-normal assumption on the digits models, at initialization, midway and the end of TNT
-    runs (4 epochs quick, 20 full, the middle of the problem's learning-rate grid), seeds ``seed`` (quick)
-    or ``seed .. seed + 2`` (full).
+    runs (the middle of the problem's learning-rate grid), with the sizes of ``profile``
+    (:data:`DIGITS_PROFILES`: ``ci`` 2 epochs on 600 images, ``quick`` 4 epochs, ``full`` 20 epochs over
+    seeds ``seed .. seed + 2``).
 
     For each layer of :data:`DIGITS_LAYERS`, seed and point, one row per object of :data:`OBJECTS`
-    (:func:`study_row`): per-example gradients (``n = 1797 x draws``) and mini-batch means
-    (``n = 1797`` batches), projected onto their mode-wise support, the LRT statistic and its
-    bootstrap p-value (``n_boot`` = :data:`N_BOOT`, 19 quick, 99 full, shared null; the smallest
-    possible p is ``1/(n_boot+1)``, 0.05 and 0.01, so both profiles can reject at 0.05), the null's mean and s.d., the chi-square p-value, the sample gap
+    (:func:`study_row`): per-example gradients (``n = images x draws``, all 1797 digits but in the
+    ``ci`` variant) and mini-batch means (``n = images`` batches), projected onto their mode-wise
+    support, the LRT statistic and its bootstrap p-value (``n_boot`` = :data:`N_BOOT`, 19 ci and
+    quick, 99 full, shared null; the smallest possible p is ``1/(n_boot+1)``, 0.05 and 0.01, so every
+    profile can reject at 0.05), the null's mean and s.d., the chi-square p-value, the sample gap
     ``Lambda / (2 n)``, the exact block's population gap, the consistency z-scores
-    (:func:`row_consistent`) and the normality split (``n_gauss`` = 2 quick, 19 full). In
+    (:func:`row_consistent`) and the normality split (``n_gauss`` = 1 ci, 2 quick, 19 full). In
     ``data_label_rows``, the per-example z-scores with the data labels (the negative control). Then
-    the exact blocks' gap along training for :data:`TRAJECTORY_LAYERS` at epochs 0, 2, 4 (quick) or
-    0, 1, 2, 5, 10, 15, 20 (full) for the same seeds.
+    the exact blocks' gap along training for :data:`TRAJECTORY_LAYERS` at the profile's ``grid`` of
+    epochs (0, 2, 4 quick; 0, 1, 2, 5, 10, 15, 20 full) for the same seeds.
     """
     from tnt_ref._validation import check_int  # noqa: PLC0415
     from tnt_ref.tensor import tensor_shape  # noqa: PLC0415
     from tnt_ref.training import get_problem  # noqa: PLC0415
 
-    if profile not in ("quick", "full"):
-        raise ValueError(f"unknown profile {profile!r}; valid: ['quick', 'full'].")
+    if profile not in DIGITS_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {list(DIGITS_PROFILES)}.")
     draws = check_int(draws, "draws", min_value=1)
     seed = check_int(seed, "seed", min_value=0)
-    epochs, n_boot, n_gauss = (4, N_BOOT["quick"], 2) if profile == "quick" else (20, N_BOOT["full"], 19)
-    seeds, grid = ((seed,), (0, 2, 4)) if profile == "quick" else (tuple(seed + i for i in range(3)), (0, 1, 2, 5, 10, 15, 20))
-    runs = _Runs(grid)
+    cfg = DIGITS_PROFILES[profile]
+    if not {0, cfg["epochs"] // 2, cfg["epochs"]} <= set(cfg["grid"]):  # every study row needs its trajectory point
+        raise ValueError(f"DIGITS_PROFILES[{profile!r}]: the grid {cfg['grid']} lacks a point of the study (0, "
+                         f"{cfg['epochs'] // 2}, {cfg['epochs']}).")
+    epochs, n_boot, n_gauss, images = cfg["epochs"], cfg["n_boot"], cfg["n_gauss"], cfg["images"]
+    seeds, grid = tuple(seed + i for i in cfg["seeds"]), cfg["grid"]
+    runs = _Runs(grid, images)
     total = len(DIGITS_LAYERS) * len(seeds) * 3 * len(OBJECTS) + len(seeds) * len(grid) * len(TRAJECTORY_LAYERS)
     done_steps = [0]
 
@@ -425,7 +447,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
                          log=lambda r: step(f"digits study, gap along training: {r['problem']} {r['layer']} "
                                             f"seed {r['seed']} epoch {r['epoch']}"))
     return {"profile": profile, "draws": draws, "epochs": epochs, "n_boot": n_boot, "n_gauss": n_gauss, "seed": seed,
-            "seeds": list(seeds), "objects": list(OBJECTS), "rows": rows, "summary": summarize_rows(rows),
+            "images": int(runs.data(DIGITS_LAYERS[0][0])[1].shape[0]), "seeds": list(seeds), "objects": list(OBJECTS), "rows": rows, "summary": summarize_rows(rows),
             "trajectory": {"seeds": list(seeds), "epochs": list(grid), "rows": traj, "summary": summarize_trajectory(traj)},
             "paths": cross_paths(rows, traj), "data_label_rows": data_rows}
 

@@ -21,7 +21,8 @@ from .failures import FAILS
 
 __all__ = ["Check", "CHECKS", "register", "run_checks", "CheckResult", "PROFILES", "note", "notes_to"]
 
-#: ``quick`` runs in CI (seconds); ``full`` is for ``python -m proofs_check`` (minutes).
+#: ``quick`` runs every check at small sizes (in CI, the digits study at its own smaller ``ci`` sizes); ``full`` is
+#: ``python -m proofs_check``'s default (minutes).
 PROFILES = ("quick", "full")
 TAGS = ("paper", "code", "derived", "reconstructed")
 KINDS = ("symbolic", "numeric", "negative-control", "theorem", "observation")

@@ -227,9 +227,12 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
     seeds = res.get("seeds", [res["seed"]])
     out = ["", "## The tensor-normal assumption on the digits models (observation)", "",
            f"`tn.digits.study` ({r.status}, expected {r.expected}): TNT runs of {res['epochs']} epochs, seeds {seeds}. Objects: "
-           f"per-example gradients with labels sampled from the model over all 1797 digits ({res['draws']} draw(s) each), and "
+           f"per-example gradients with labels sampled from the model over "
+           f"{'all 1797' if res.get('images', 1797) >= 1797 else 'the first ' + str(res['images'])} digits "
+           f"({res['draws']} draw(s) each), and "
            "mini-batch sampled gradients (the paper's object: the mean over m images drawn without replacement, each with a "
-           "sampled label; 1797 independent batches, covariance F / m), projected onto their mode-wise support; "
+           f"sampled label; {res.get('images', 1797)} independent batches, covariance F / m), projected onto their mode-wise "
+           "support; "
            f"{res['n_boot']} null draws shared by the rows of one support shape (smallest possible p = {1 / (res['n_boot'] + 1):.2g}, so the test "
            f"{'can' if 1 / (res['n_boot'] + 1) <= 0.05 else 'cannot'} reject at 0.05). "
            "`z` is (Lambda - null mean) / null s.d.; the population gap is KL(N(0, F) || N(0, kron U_i^MLE(F))) of the exact "

@@ -22,11 +22,12 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m proofs_check.tn_digits",
                                 description="The tensor-normal (separability) test on the digits models during training.")
-    p.add_argument("--profile", choices=("quick", "full"), default="full",
-                   help="quick (one seed, 4 epochs) or full (the default: three seeds, 20 epochs; about 4 CPU minutes)")
+    p.add_argument("--profile", choices=("ci", "quick", "full"), default="full",
+                   help="the study's sizes (proofs_check.digits_study.DIGITS_PROFILES): ci (the test suite's: one seed, 2 "
+                        "epochs, 600 images), quick (one seed, 4 epochs) or full (the default: three seeds, 20 epochs)")
     p.add_argument("--draws", type=int, default=1,
                    help=f"label draws per image for the per-example rows: n = 1797 x DRAWS samples (1 to {MAX_DRAWS}; default 1)")
-    p.add_argument("--json", default=None, help="write the study as JSON to this file")
+    p.add_argument("--json", default=None, help="write the study as JSON to this file (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace a JSON file left by an earlier run (default: refuse)")
     args = p.parse_args(argv)
     if not 1 <= args.draws <= MAX_DRAWS:
