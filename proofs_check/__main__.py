@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"folder for the report and its figures (default {DEFAULT_OUT}/; the report is {REPORT_NAME})")
     p.add_argument("--report", default=None,
-                   help="markdown report path, overriding --out (figures go beside it); '' for no report")
+                   help=f"markdown report path, overriding --out (figures go beside it); '' for no report (default: "
+                        f"--out's {REPORT_NAME})")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a report, figures or JSON file left by an earlier run (default: refuse them)")
     p.add_argument("--list", action="store_true", help="list the checks and exit (default: off)")
