@@ -6,7 +6,7 @@ Measures the wall time of every README command that takes longer than a few seco
 (and with ``--jobs 2``), the test suite (``python -m pytest -q``, what CI runs), ``tnt-ref check-theory
 --profile quick`` and the default full profile, ``python -m proofs_check.tn_digits --profile quick``,
 and ``tnt-ref fisher --model mlp``. Each runs as a subprocess of this interpreter in a fresh temporary
-folder (the repository on ``PYTHONPATH``, the package's BLAS-thread policy as every command applies
+folder (the test suite from the repository root, as CI runs it; the repository on ``PYTHONPATH``, the package's BLAS-thread policy as every command applies
 it: ``TNT_REF_BLAS_THREADS`` is passed through unchanged). Before and after each command the script
 reads the load average (``os.getloadavg``, as ``uptime`` prints it): on a shared machine the wall
 times grow with the load, and the README states the load beside each number.
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {
     "demo": ("{py} -m tnt_ref demo --out demo", "tnt-ref demo"),
     "demo-jobs2": ("{py} -m tnt_ref demo --jobs 2 --out demo", "tnt-ref demo --jobs 2"),
-    "tests": ("{py} -m pytest -q -p no:cacheprovider {root}", "python -m pytest -q"),
+    "tests": ("{py} -m pytest -q -p no:cacheprovider", "python -m pytest -q"),  # from the repository root, as CI
     "theory-quick": ("{py} -m proofs_check --profile quick --out theory", "tnt-ref check-theory --profile quick"),
     "theory-full": ("{py} -m proofs_check --out theory", "tnt-ref check-theory (full profile)"),
     "tn-digits-quick": ("{py} -m proofs_check.tn_digits --profile quick", "python -m proofs_check.tn_digits --profile quick"),
@@ -80,7 +80,8 @@ def measure(name: str, timeout: float) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         before = _load()
         t0 = time.perf_counter()
-        p = subprocess.run(line.split(), cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
+        cwd = ROOT if name == "tests" else tmp  # the suite from the repository root (its testpaths), the rest in a fresh folder
+        p = subprocess.run(line.split(), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
         wall = time.perf_counter() - t0
         after = _load()
     rec = {"name": name, "command": readme, "argv": line, "wall_s": wall, "wall": duration(wall), "returncode": p.returncode,
@@ -113,6 +114,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", choices=list(COMMANDS), default=None,
                    help="measure only these (default: all, in the order listed)")
     p.add_argument("--out", default=None, help="write the measurements to this JSON file (default: print only)")
+    p.add_argument("--update", action="store_true",
+                   help="keep the other commands' records already in --out and replace those measured now (default: off)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per command (default: %(default)g)")
     args = p.parse_args(argv)
     from tnt_ref.runtime import thread_count
@@ -120,10 +123,19 @@ def main(argv=None) -> int:
     res = {"machine": {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
                        "cpu": _cpu(), "python": platform.python_version(), "platform": platform.platform(),
                        "blas_threads": thread_count()}, "runs": []}
+    if args.update:
+        if not args.out or not Path(args.out).exists():
+            p.error("--update needs an existing --out file")
+        old = json.loads(Path(args.out).read_text())
+        if {k: v for k, v in old["machine"].items() if k != "date"} != {k: v for k, v in res["machine"].items() if k != "date"}:
+            p.error("--update: the records in --out were measured on another machine or setup; measure all again")
+        res = old
     for name in args.only or list(COMMANDS):
         print(f"{name}: {COMMANDS[name][1]} ...", flush=True)
         rec = measure(name, args.timeout)
-        res["runs"].append(rec)
+        rec["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        res["runs"] = [r for r in res["runs"] if r["name"] != name] + [rec]
+        res["runs"].sort(key=lambda r: list(COMMANDS).index(r["name"]))
         print(f"  {rec['wall']} (exit {rec['returncode']}; load average {rec['load_before']} -> {rec['load_after']}): "
               f"{rec['last_line'][:120]}", flush=True)
         if args.out:  # written as each command finishes
