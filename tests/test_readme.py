@@ -73,3 +73,29 @@ def test_license_file_matches_the_metadata():
     assert meta["license"] == {"text": "BSD-3-Clause"}
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("BSD 3-Clause License") and "Neither the name of the copyright holder" in text
+
+
+def test_the_readme_timings_are_the_benchmark_s_output():
+    """Every timing the README's Timings section states is a line `benchmarks/bench_readme.py` printed, from the run
+    recorded in docs/results/bench_readme.json (command, wall time, the load average before and after, the machine);
+    while no run is recorded there, the section states no time at all."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_readme", ROOT / "benchmarks" / "bench_readme.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert "## Timings" in README and "benchmarks/bench_readme.py" in README
+    timings = README.split("## Timings", 1)[1].split("\n## ", 1)[0]
+    stated = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|sec|seconds|min|minutes?|h|hours?)\b", timings)
+    recorded = ROOT / "docs" / "results" / "bench_readme.json"
+    if not recorded.exists():
+        assert stated == [], f"the Timings section states {stated}, but no benchmark run is recorded in {recorded.name}"
+        return
+    res = json.loads(recorded.read_text())
+    lines = bench.sentences(res)
+    assert {r["name"] for r in res["runs"]} == set(bench.COMMANDS) and all(r["returncode"] in (0, 1) for r in res["runs"])
+    for line in lines:
+        assert line in README, f"the README lacks the benchmark's line: {line}"
+    quoted = re.findall(r"\b\d+(?:\.\d+)? ?(?:s|sec|seconds|min|minutes?|h|hours?)\b", "\n".join(lines))
+    assert sorted(stated) == sorted(quoted), "the Timings section states a time the benchmark did not print"
