@@ -342,4 +342,4 @@ def test_the_quick_profile_can_reject_at_005_and_says_so():
     X = 3 * rng.standard_normal((1200, 6))  # saturated tanh units: per-example gradients far from a tensor normal
     row = study_point(net, params, X, "fc2.weight", n_boot=N_BOOT["quick"], rng=np.random.default_rng(4))
     assert row["p_bootstrap"] == pytest.approx(1 / (N_BOOT["quick"] + 1)) and row["p_bootstrap"] <= LEVEL, row["z"]
-    assert "(the smallest possible)" in format_row({**row, "problem": "toy", "point": "init", "seconds": 0.0})
+    assert "(the smallest possible)" in format_row({**row, "problem": "toy", "point": "init", "seed": 0, "seconds": 0.0})
