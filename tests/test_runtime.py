@@ -79,3 +79,38 @@ def test_progress_lines_count_and_estimate():
         bar.advance(10)
     assert len(lines) == 2 and "[ 10%]" in lines[0] and "[100%]" in lines[1]
     assert format_seconds(59.6) == "01:00" and format_seconds(3600) == "1:00:00"
+
+
+def test_proofs_check_blas_threads_go_through_the_one_policy(monkeypatch):
+    """``python -m proofs_check --blas-threads N`` (issue 21's flag) is the package's policy (tnt_ref.runtime), not a
+    second mechanism: N threads in this process and in every ``--jobs`` worker, the policy's default without it."""
+    if not _blas_threads_now():
+        pytest.skip("threadpoolctl finds no BLAS library here")
+    import joblib
+
+    import proofs_check
+    import proofs_check.registry as R
+    from proofs_check.__main__ import main as check_main
+
+    proofs_check.load_checks()
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    seen = []
+    name = "sym.moment_identity"
+    real = R.CHECKS[name]
+    monkeypatch.setitem(R.CHECKS, name, real.__class__(**{**real.__dict__, "fn": lambda profile: (
+        seen.append(max(_blas_threads_now())), True)[1:] + ({},)}))
+    run = ["--profile", "quick", "--checks", name, "--report", ""]
+    with blas_threads(4):  # outside the command: 4 threads
+        top = max(_blas_threads_now())
+        assert check_main([*run, "--blas-threads", "2"]) == 0
+        assert check_main(run) == 0
+        monkeypatch.setenv(THREADS_ENV, "2")
+        assert check_main(run) == 0
+        monkeypatch.delenv(THREADS_ENV)
+        assert check_main([*run, "--blas-threads", "0"]) == 2  # no second way around the policy
+        # --jobs: each worker runs its module under the same policy, with the threads read in the parent
+        monkeypatch.setattr(joblib, "Parallel", lambda n_jobs, return_as: (lambda tasks: [f(*a, **k) for f, a, k in tasks]))
+        assert check_main([*run, "--jobs", "2", "--blas-threads", "2"]) == 0
+        assert check_main([*run, "--jobs", "2"]) == 0
+        proofs_check._run_module(real.where.rsplit(".", 1)[0], [name], "quick", 1)  # a worker: its own limit
+    assert seen == [min(2, top), 1, min(2, top), min(2, top), 1, 1]

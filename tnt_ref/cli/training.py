@@ -49,8 +49,8 @@ _HYPER_FLAGS = [
     ("--b1", "b1", unit_float, "first-moment decay (adam, soap; default: 0.9, soap 0.95)"),
     ("--b2", "b2", unit_float, "second-moment decay (adam, soap; default: 0.999, soap 0.95)"),
     ("--eps", "eps", positive_float, "epsilon added to the root of the second moment (adam, soap; default: 1e-8)"),
-    ("--floor", "floor", positive_float, "smallest eigenvalue kept before an inverse root (shampoo 1e-12, kl-shampoo "
-                                         "1e-30)"),
+    ("--floor", "floor", positive_float, "smallest eigenvalue kept before an inverse root (shampoo, kl-shampoo; "
+                                         "default: shampoo 1e-12, kl-shampoo 1e-30)"),
     ("--stat-scale", "stat_scale", str, "tnt's statistics: moments of the batch-mean gradient, mean of the per-example "
                                         "moments, moments of the summed gradient over m, or per-example over m "
                                         "(default: batch-mean)"),
