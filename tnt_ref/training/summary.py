@@ -189,9 +189,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _methods_note() -> str:
+def _methods_note(budget: bool = False) -> str:
     """The head's sentence naming the intervals' method and the edge flag."""
-    return (f"Losses, epochs, steps and seconds: {METHODS['log']}; accuracies: {METHODS['logit']}. (edge): the best "
+    what = "Losses, steps, epochs and seconds" if budget else "Losses, epochs and seconds"
+    return (f"{what}: {METHODS['log']}; accuracies: {METHODS['logit']}. (edge): the best "
             "value was at an end of its grid (after any widening), so it is not tuned.")
 
 
@@ -202,7 +203,7 @@ def _budget_rows(results: dict) -> list:
         f"{results['problem']}: {cfg['budget_seconds']:g} s of training process time per run (one BLAS thread; the warm "
         f"start and evaluations not counted); chosen on the validation split ({cfg['val_size']} training images, "
         f"by {cfg['select_by']}, mean over tuning seeds {cfg['tune_seeds']}); reported over "
-        f"{_plural(len(cfg['report_seeds']), 'fresh seed')}. {_methods_note()}",
+        f"{_plural(len(cfg['report_seeds']), 'fresh seed')}. {_methods_note(budget=True)}",
         "",
         "| optimizer | learning rate | damping | tuning configs diverged | report seeds diverged | best train loss | "
         "final test loss | steps in budget | epochs in budget | process s / step | process s / step after epoch 1 | "
