@@ -11,7 +11,6 @@ code 3, naming the last good epoch and its loss.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import time
