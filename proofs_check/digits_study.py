@@ -522,7 +522,7 @@ def study_consistent(res) -> bool:
           "match the exact Fisher block they are compared with (|z| <= 4 for tr S and the top direction of F, resp. F/m; the "
           "label-enumeration and Lambda = S S^T paths to tr F agree to 1e-8) and the sample- and population-derived supports "
           "have the same shape and give the same gap (1e-6), so the p-values and gaps describe one distribution",
-          "derived", "observation", cost=260)
+          "derived", "observation", cost=40)
 def digits_observation(profile):
     res = _digits(profile)
     return study_consistent(res), {k: v for k, v in res.items() if k != "data_label_rows"}
