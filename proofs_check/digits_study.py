@@ -26,14 +26,13 @@ factors, which counts that tensor normal's singular data sets (``bootstrap_singu
 
 The per-label gradients of every image (one backward pass per class) are computed once per point and
 serve every object; the TNT runs are one run per seed continued by bit-identical resumes
-(:func:`_tnt_chain`). The checks ``tn.digits.study`` (an observation) and
+(:func:`proofs_check.digits_runs.tnt_chain`). The checks ``tn.digits.study`` (an observation) and
 ``tn.digits.study.data_labels`` (its negative control) are registered here;
 ``python -m proofs_check.tn_digits`` runs the study alone.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from scipy import stats
 
 from .digits_gap import (DIGITS_LAYERS, TRAJECTORY_LAYERS, cov_mode_moments, cross_paths, gap_on_support, gap_rows,
                          null_entries, population_gap, range_basis, summarize_trajectory)
+from .digits_runs import StudyRuns
 from .registry import note, register
 from .separability import _bootstrap_stats, _kron, batched_lrt_statistics, mc_pvalue, null_directions, separability_df
 
@@ -260,68 +260,6 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
                      n_gauss=n_gauss, lrt=lrt)
 
 
-# ----------------------------------------------------------------------------- training runs and exact blocks
-@functools.lru_cache(maxsize=16)
-def _tnt_chain(problem: str, seed: int, epochs: tuple) -> dict:
-    """``{e: RunResult}`` for the sorted ``epochs`` (all > 0) of one TNT run (the middle of the problem's
-    learning-rate grid), continued from its checkpoint by :func:`tnt_ref.training.run` with ``resume=True``,
-    which is bit-identical to a fresh run of ``e`` epochs (tested in ``tests/test_training.py``)."""
-    import tempfile  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from tnt_ref.training import get_problem, run  # noqa: PLC0415
-
-    lr = get_problem(problem).grids["tnt"][1]
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="tnt-digits-") as tmp:
-        ck = Path(tmp) / "run.npz"
-        for i, e in enumerate(epochs):
-            out[e] = run(problem, "tnt", lr, epochs=int(e), seed=seed, progress=False, checkpoint=ck, resume=i > 0)
-    return out
-
-
-class _Runs:
-    """The points of the study: parameters, losses and exact blocks per (problem, seed, epoch), computed once."""
-
-    def __init__(self, epochs_list, images: int | None = None):
-        self.epochs = tuple(sorted(e for e in set(epochs_list) if e > 0))
-        self.images = images  # the first ``images`` of all 1797 digits (None: all) for the study and the exact blocks
-        self._blocks: dict = {}
-        self._data: dict = {}
-
-    def data(self, problem):
-        if problem not in self._data:
-            from tnt_ref.data import load_digits  # noqa: PLC0415
-            from tnt_ref.training import get_problem  # noqa: PLC0415
-
-            prob = get_problem(problem)
-            ds = load_digits(images=prob.images)
-            self._data[problem] = (prob.build(), np.concatenate([ds.X_train, ds.X_test])[: self.images],
-                                   np.concatenate([ds.y_train, ds.y_test])[: self.images])
-        return self._data[problem]
-
-    def result(self, problem, seed, epoch):
-        return _tnt_chain(problem, seed, self.epochs)[epoch] if epoch else None
-
-    def params(self, problem, seed, epoch):
-        res = self.result(problem, seed, epoch)
-        return res.params if res is not None else self.data(problem)[0].init(np.random.default_rng(seed))
-
-    def blocks(self, problem, seed, epoch):
-        key = (problem, seed, epoch)
-        if key not in self._blocks:
-            from tnt_ref.fisher import exact_fisher_blocks  # noqa: PLC0415
-
-            net, X, _ = self.data(problem)
-            names = [n for p, n in TRAJECTORY_LAYERS if p == problem]
-            self._blocks[key] = exact_fisher_blocks(net, self.params(problem, seed, epoch), X, names=names)
-        return self._blocks[key]
-
-    def loss(self, problem, seed, epoch):
-        res = self.result(problem, seed, epoch)
-        return res.history[-1]["train_loss"] if res is not None else None
-
-
 #: |z| above which the tested samples do not match the exact block (for the z-scores of a full study,
 #: 54 rows x 2, the chance that one exceeds it by accident is below 1e-2).
 Z_CONSISTENT = 4.0
@@ -398,7 +336,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
                          f"{cfg['epochs'] // 2}, {cfg['epochs']}).")
     epochs, n_boot, n_gauss, images = cfg["epochs"], cfg["n_boot"], cfg["n_gauss"], cfg["images"]
     seeds, grid = tuple(seed + i for i in cfg["seeds"]), cfg["grid"]
-    runs = _Runs(grid, images)
+    runs = StudyRuns(grid, images)
     total = len(DIGITS_LAYERS) * len(seeds) * 3 * len(OBJECTS) + len(seeds) * len(grid) * len(TRAJECTORY_LAYERS)
     done_steps = [0]
 
