@@ -77,7 +77,7 @@ def stale(figure: str, root: Path = DOCS) -> str:
     """Why ``figure`` is older than its code or data (``""`` when it is current)."""
     from tnt_ref.plots import code_fingerprint, data_fingerprint, figure_stamp
 
-    kind, source = FIGURES[figure]
+    kind, source = figures(root).get(figure) or FIGURES[figure]
     png = root / figure
     if not png.exists():
         return "missing"
