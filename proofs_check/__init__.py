@@ -29,17 +29,23 @@ def load_checks() -> dict:
     return CHECKS
 
 
-def run_checks(names: list[str] | None = None, profile: str = "quick", log=None, jobs: int = 1,
-               blas_threads: int = 0) -> list[CheckResult]:
+def run_checks(names: list[str] | None = None, profile: str = "quick", log=None, note=None, jobs: int = 1,
+               blas_threads: int | None = None) -> list[CheckResult]:
     """:func:`proofs_check.registry.run_checks` over every registered check (loading them first).
+
+    ``log(result)`` is called as each check finishes; ``note(text, done, total)`` receives what long
+    checks report while they run (:func:`proofs_check.registry.note`; in this process only).
 
     ``jobs > 1`` runs the check modules in that many processes (joblib), one module per task, the
     costliest first (the checks of one module share their studies, so a module never splits); the
     results come back in the registry's order. ``log`` is then called as each module finishes, and
-    each process caps its BLAS threads at ``blas_threads`` (0: as it is)."""
+    each process runs under the package's BLAS-thread policy (:func:`tnt_ref.runtime.blas_threads`)
+    with ``blas_threads`` threads (default: :func:`tnt_ref.runtime.thread_count`, read here and sent
+    to every process). With ``jobs = 1`` the caller's policy applies (``python -m proofs_check``
+    runs inside :func:`tnt_ref.runtime.blas_threads`)."""
     checks = load_checks()
     if jobs <= 1:
-        return _registry.run_checks(names, profile=profile, log=log)
+        return _registry.run_checks(names, profile=profile, log=log, note=note)
     if profile not in _registry.PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {list(_registry.PROFILES)}.")
     if names:
@@ -48,6 +54,9 @@ def run_checks(names: list[str] | None = None, profile: str = "quick", log=None,
             raise ValueError(f"unknown check names {unknown}; valid: {sorted(checks)}.")
     from joblib import Parallel, delayed  # noqa: PLC0415
 
+    from tnt_ref.runtime import thread_count  # noqa: PLC0415
+
+    threads = thread_count() if blas_threads is None else blas_threads
     by_module: dict = {}
     for name, chk in checks.items():
         if not names or name in names:
@@ -55,7 +64,7 @@ def run_checks(names: list[str] | None = None, profile: str = "quick", log=None,
     tasks = sorted(by_module.items(), key=lambda kv: COST_ORDER.index(kv[0].rsplit(".", 1)[1])
                    if kv[0].rsplit(".", 1)[1] in COST_ORDER else len(COST_ORDER))
     out: dict = {}
-    for batch in Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(_run_module)(m, ns, profile, blas_threads)
+    for batch in Parallel(n_jobs=jobs, return_as="generator_unordered")(delayed(_run_module)(m, ns, profile, threads)
                                                                               for m, ns in tasks):
         for r in batch:
             out[r.name] = r
@@ -68,11 +77,9 @@ def run_checks(names: list[str] | None = None, profile: str = "quick", log=None,
 COST_ORDER = ("digits_study", "theorem", "tight", "symbolic", "assumptions", "separability", "as4")
 
 
-def _run_module(module: str, names: list, profile: str, blas_threads: int) -> list:
-    import contextlib  # noqa: PLC0415
-
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+def _run_module(module: str, names: list, profile: str, threads: int) -> list:
+    from tnt_ref.runtime import blas_threads  # noqa: PLC0415
 
     importlib.import_module(module)
-    with threadpool_limits(blas_threads) if blas_threads else contextlib.nullcontext():
+    with blas_threads(threads):  # the package's one policy, in this worker process
         return _registry.run_checks(names, profile=profile)

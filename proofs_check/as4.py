@@ -88,7 +88,7 @@ def _observe(profile: str, perturb: bool = True) -> dict:
 
 @register("AS.4.convergent", "H_k depends only on the batches before k, at every step k of a run: replacing batch k alone leaves the "
           "H_k that tnt_ref's convergent schedule applies bit-identical, for every k (softmax regression and tanh MLP), and the "
-          "detector sees dependence (batch k changes H_{k+1})", "reconstructed", "numeric")
+          "detector sees dependence (batch k changes H_{k+1})", "reconstructed", "numeric", cost=1.6)
 def as4_convergent(profile):
     obs = _observe(profile)
     rows = {p: r["convergent"] for p, r in obs.items()}
@@ -117,7 +117,7 @@ def as4_algorithm1_claim(profile):
 
 @register("AS.4.unperturbed", "the AS.4 detector without a perturbation (batch k replaced by an identical copy) finds Algorithm 1's "
           "statistics steps (must fail: nothing changes, so the observation's criterion cannot be met by chance)",
-          "reconstructed", "negative-control", expected="fail")
+          "reconstructed", "negative-control", expected="fail", cost=1.6)
 def as4_unperturbed(profile):
     obs = _observe(profile, perturb=False)
     found = {f"{p}, {s}": r["dependent_steps"] for p, rs in obs.items() for s, r in rs.items()}

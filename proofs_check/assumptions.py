@@ -240,7 +240,7 @@ def _as2_runs(profile, sampler=None):
 
 
 @register("AS.2.sampled", "the mini-batch gradients g_k the optimizer received are unbiased with E||g_k - grad f(x_k)||^2 = sigma^2(x_k)/m "
-          "(softmax regression, many short runs)", "reconstructed", "numeric")
+          "(softmax regression, many short runs)", "reconstructed", "numeric", cost=0.9)
 def as2_sampled_check(profile):
     prob, traces, m = _as2_runs(profile)
     return as2_sampled(prob, traces, m)

@@ -26,14 +26,13 @@ factors, which counts that tensor normal's singular data sets (``bootstrap_singu
 
 The per-label gradients of every image (one backward pass per class) are computed once per point and
 serve every object; the TNT runs are one run per seed continued by bit-identical resumes
-(:func:`_tnt_chain`). The checks ``tn.digits.study`` (an observation) and
+(:func:`proofs_check.digits_runs.tnt_chain`). The checks ``tn.digits.study`` (an observation) and
 ``tn.digits.study.data_labels`` (its negative control) are registered here;
 ``python -m proofs_check.tn_digits`` runs the study alone.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -43,7 +42,8 @@ from scipy import stats
 
 from .digits_gap import (DIGITS_LAYERS, TRAJECTORY_LAYERS, cov_mode_moments, cross_paths, gap_on_support, gap_rows,
                          null_entries, population_gap, range_basis, summarize_trajectory)
-from .registry import register
+from .digits_runs import StudyRuns
+from .registry import note, register
 from .separability import _bootstrap_stats, _kron, batched_lrt_statistics, mc_pvalue, null_directions, separability_df
 
 __all__ = ["DIGITS_LAYERS", "TRAJECTORY_LAYERS", "MINIBATCH_SIZES", "OBJECTS", "point_context", "sample_gradients",
@@ -260,69 +260,40 @@ def study_point(net, params, X, name: str, *, n_boot: int, rng: np.random.Genera
                      n_gauss=n_gauss, lrt=lrt)
 
 
-# ----------------------------------------------------------------------------- training runs and exact blocks
-@functools.lru_cache(maxsize=16)
-def _tnt_chain(problem: str, seed: int, epochs: tuple) -> dict:
-    """``{e: RunResult}`` for the sorted ``epochs`` (all > 0) of one TNT run (the middle of the problem's
-    learning-rate grid), continued from its checkpoint by :func:`tnt_ref.training.run` with ``resume=True``,
-    which is bit-identical to a fresh run of ``e`` epochs (tested in ``tests/test_training.py``)."""
-    import tempfile  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from tnt_ref.training import get_problem, run  # noqa: PLC0415
-
-    lr = get_problem(problem).grids["tnt"][1]
-    out = {}
-    with tempfile.TemporaryDirectory(prefix="tnt-digits-") as tmp:
-        ck = Path(tmp) / "run.npz"
-        for i, e in enumerate(epochs):
-            out[e] = run(problem, "tnt", lr, epochs=int(e), seed=seed, progress=False, checkpoint=ck, resume=i > 0)
-    return out
-
-
-class _Runs:
-    """The points of the study: parameters, losses and exact blocks per (problem, seed, epoch), computed once."""
-
-    def __init__(self, epochs_list):
-        self.epochs = tuple(sorted(e for e in set(epochs_list) if e > 0))
-        self._blocks: dict = {}
-        self._data: dict = {}
-
-    def data(self, problem):
-        if problem not in self._data:
-            from tnt_ref.data import load_digits  # noqa: PLC0415
-            from tnt_ref.training import get_problem  # noqa: PLC0415
-
-            prob = get_problem(problem)
-            ds = load_digits(images=prob.images)
-            self._data[problem] = (prob.build(), np.concatenate([ds.X_train, ds.X_test]), np.concatenate([ds.y_train, ds.y_test]))
-        return self._data[problem]
-
-    def result(self, problem, seed, epoch):
-        return _tnt_chain(problem, seed, self.epochs)[epoch] if epoch else None
-
-    def params(self, problem, seed, epoch):
-        res = self.result(problem, seed, epoch)
-        return res.params if res is not None else self.data(problem)[0].init(np.random.default_rng(seed))
-
-    def blocks(self, problem, seed, epoch):
-        key = (problem, seed, epoch)
-        if key not in self._blocks:
-            from tnt_ref.fisher import exact_fisher_blocks  # noqa: PLC0415
-
-            net, X, _ = self.data(problem)
-            names = [n for p, n in TRAJECTORY_LAYERS if p == problem]
-            self._blocks[key] = exact_fisher_blocks(net, self.params(problem, seed, epoch), X, names=names)
-        return self._blocks[key]
-
-    def loss(self, problem, seed, epoch):
-        res = self.result(problem, seed, epoch)
-        return res.history[-1]["train_loss"] if res is not None else None
-
-
 #: |z| above which the tested samples do not match the exact block (for the z-scores of a full study,
 #: 54 rows x 2, the chance that one exceeds it by accident is below 1e-2).
 Z_CONSISTENT = 4.0
+
+
+#: The study's sizes per profile: ``epochs`` of the TNT runs (the midpoint at half), ``n_boot`` bootstrap draws per
+#: row, ``n_gauss`` Gaussian calibration sets, ``images`` (the first ``images`` of all 1797 digits, for the sampled
+#: gradients and the exact blocks; ``None``: all; the TNT runs always train on the problem's training split), the
+#: ``seeds`` (offsets from ``seed``) and the gap trajectory's ``grid`` of epochs (it holds 0, ``epochs // 2`` and
+#: ``epochs``: every study row needs its trajectory point, :func:`study_consistent`). ``quick`` and ``full`` are the
+#: check's (``tn.digits.study``); ``ci`` is the test suite's variant (``tests/test_proofs_check.py``): every step of
+#: the study and every criterion of the check and of its negative control, on 600 images and 2 epochs, at a fraction
+#: of the quick profile's cost (the quick profile stays on the command line: ``python -m proofs_check --profile quick``).
+DIGITS_PROFILES = {
+    "ci": {"epochs": 2, "n_boot": 19, "n_gauss": 1, "images": 600, "seeds": (0,), "grid": (0, 1, 2)},
+    "quick": {"epochs": 4, "n_boot": 19, "n_gauss": 2, "images": None, "seeds": (0,), "grid": (0, 2, 4)},
+    "full": {"epochs": 20, "n_boot": 99, "n_gauss": 19, "images": None, "seeds": (0, 1, 2), "grid": (0, 1, 2, 5, 10, 15, 20)},
+}
+
+#: Bootstrap draws per study row. The smallest bootstrap p-value is ``1 / (n_boot + 1)``: with 19 draws it is
+#: 0.05, so the quick profile can reject at the 0.05 level (with the 9 draws it had, it never could: p >= 0.1).
+N_BOOT = {k: v["n_boot"] for k, v in DIGITS_PROFILES.items()}
+
+#: The level the rows' bootstrap p-values are read at.
+LEVEL = 0.05
+
+
+def can_reject(n_boot: int, level: float = LEVEL) -> bool:
+    """Whether a bootstrap test with ``n_boot`` draws can reject at ``level``: its smallest p, ``1/(n_boot+1)``, is <= level.
+
+    >>> can_reject(9), can_reject(19), can_reject(99)
+    (False, True, True)
+    """
+    return 1.0 / (n_boot + 1) <= level
 
 
 def row_consistent(row) -> bool:
@@ -335,31 +306,44 @@ def row_consistent(row) -> bool:
 
 def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=None) -> dict:
     """The tensor-normal assumption on the digits models, at initialization, midway and the end of TNT
-    runs (4 epochs quick, 20 full, the middle of the problem's learning-rate grid), seeds ``seed`` (quick)
-    or ``seed .. seed + 2`` (full).
+    runs (the middle of the problem's learning-rate grid), with the sizes of ``profile``
+    (:data:`DIGITS_PROFILES`: ``ci`` 2 epochs on 600 images, ``quick`` 4 epochs, ``full`` 20 epochs over
+    seeds ``seed .. seed + 2``).
 
     For each layer of :data:`DIGITS_LAYERS`, seed and point, one row per object of :data:`OBJECTS`
-    (:func:`study_row`): per-example gradients (``n = 1797 x draws``) and mini-batch means
-    (``n = 1797`` batches), projected onto their mode-wise support, the LRT statistic and its
-    bootstrap p-value (``n_boot`` = 9 quick, 99 full, shared null; the smallest possible p is
-    ``1/(n_boot+1)``), the null's mean and s.d., the chi-square p-value, the sample gap
+    (:func:`study_row`): per-example gradients (``n = images x draws``, all 1797 digits but in the
+    ``ci`` variant) and mini-batch means (``n = images`` batches), projected onto their mode-wise
+    support, the LRT statistic and its bootstrap p-value (``n_boot`` = :data:`N_BOOT`, 19 ci and
+    quick, 99 full, shared null; the smallest possible p is ``1/(n_boot+1)``, 0.05 and 0.01, so every
+    profile can reject at 0.05), the null's mean and s.d., the chi-square p-value, the sample gap
     ``Lambda / (2 n)``, the exact block's population gap, the consistency z-scores
-    (:func:`row_consistent`) and the normality split (``n_gauss`` = 2 quick, 19 full). In
+    (:func:`row_consistent`) and the normality split (``n_gauss`` = 1 ci, 2 quick, 19 full). In
     ``data_label_rows``, the per-example z-scores with the data labels (the negative control). Then
-    the exact blocks' gap along training for :data:`TRAJECTORY_LAYERS` at epochs 0, 2, 4 (quick) or
-    0, 1, 2, 5, 10, 15, 20 (full) for the same seeds.
+    the exact blocks' gap along training for :data:`TRAJECTORY_LAYERS` at the profile's ``grid`` of
+    epochs (0, 2, 4 quick; 0, 1, 2, 5, 10, 15, 20 full) for the same seeds.
     """
     from tnt_ref._validation import check_int  # noqa: PLC0415
     from tnt_ref.tensor import tensor_shape  # noqa: PLC0415
     from tnt_ref.training import get_problem  # noqa: PLC0415
 
-    if profile not in ("quick", "full"):
-        raise ValueError(f"unknown profile {profile!r}; valid: ['quick', 'full'].")
+    if profile not in DIGITS_PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {list(DIGITS_PROFILES)}.")
     draws = check_int(draws, "draws", min_value=1)
     seed = check_int(seed, "seed", min_value=0)
-    epochs, n_boot, n_gauss = (4, 9, 2) if profile == "quick" else (20, 99, 19)
-    seeds, grid = ((seed,), (0, 2, 4)) if profile == "quick" else (tuple(seed + i for i in range(3)), (0, 1, 2, 5, 10, 15, 20))
-    runs = _Runs(grid)
+    cfg = DIGITS_PROFILES[profile]
+    if not {0, cfg["epochs"] // 2, cfg["epochs"]} <= set(cfg["grid"]):  # every study row needs its trajectory point
+        raise ValueError(f"DIGITS_PROFILES[{profile!r}]: the grid {cfg['grid']} lacks a point of the study (0, "
+                         f"{cfg['epochs'] // 2}, {cfg['epochs']}).")
+    epochs, n_boot, n_gauss, images = cfg["epochs"], cfg["n_boot"], cfg["n_gauss"], cfg["images"]
+    seeds, grid = tuple(seed + i for i in cfg["seeds"]), cfg["grid"]
+    runs = StudyRuns(grid, images)
+    total = len(DIGITS_LAYERS) * len(seeds) * 3 * len(OBJECTS) + len(seeds) * len(grid) * len(TRAJECTORY_LAYERS)
+    done_steps = [0]
+
+    def step(text: str) -> None:  # progress for the run's line (registry.note; a no-op outside a run)
+        done_steps[0] += 1
+        note(text, done_steps[0], total)
+
     rng = np.random.default_rng(seed + 77)
     nulls: dict = {}
     rows, data_rows = [], []
@@ -383,6 +367,7 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
                                     gauss=gauss, n_gauss=n_gauss)
                     row = {**head, **row, "seconds": time.perf_counter() - t1 + (t1 - t0 if obj == OBJECTS[0] else 0.0)}
                     rows.append(row)
+                    step(f"digits study: {problem} {name} seed {s} at {when}, {obj}")
                     if log:
                         log(row)
                 # the negative control's rows: the same block, gradients with the data labels (empirical-Fisher samples)
@@ -396,9 +381,11 @@ def digits_study(profile: str = "full", *, draws: int = 1, seed: int = 0, log=No
         shapes = {n: (tuple(p0[n].shape), tuple(tensor_shape(p0[n].shape))) for n in names}
         traj += gap_rows(problem, names, seeds=seeds, epochs_list=grid, shapes=shapes,
                          blocks=lambda s, e, problem=problem: runs.blocks(problem, s, e),
-                         losses=lambda s, e, problem=problem: runs.loss(problem, s, e))
+                         losses=lambda s, e, problem=problem: runs.loss(problem, s, e),
+                         log=lambda r: step(f"digits study, gap along training: {r['problem']} {r['layer']} "
+                                            f"seed {r['seed']} epoch {r['epoch']}"))
     return {"profile": profile, "draws": draws, "epochs": epochs, "n_boot": n_boot, "n_gauss": n_gauss, "seed": seed,
-            "seeds": list(seeds), "objects": list(OBJECTS), "rows": rows, "summary": summarize_rows(rows),
+            "images": int(runs.data(DIGITS_LAYERS[0][0])[1].shape[0]), "seeds": list(seeds), "objects": list(OBJECTS), "rows": rows, "summary": summarize_rows(rows),
             "trajectory": {"seeds": list(seeds), "epochs": list(grid), "rows": traj, "summary": summarize_trajectory(traj)},
             "paths": cross_paths(rows, traj), "data_label_rows": data_rows}
 
@@ -444,7 +431,8 @@ def format_row(r) -> str:
             f"{r['bootstrap_singular']} of {r['n_boot']} bootstrap sets singular]") if r["sample_null_directions"] else ""
     pop = (f" [exact block singular: {r['population_null_directions']} null direction(s), entries {r['null_entries']}]"
            if r["population_null_directions"] else "")
-    return (f"{head} Lambda={r['statistic']:.1f}{null}{z} p_boot={r['p_bootstrap']:.3g} p_chi2={r['p_chi2']:.2g} "
+    floor = " (the smallest possible)" if r["p_bootstrap"] <= 1.0 / (r["n_boot"] + 1) else ""
+    return (f"{head} Lambda={r['statistic']:.1f}{null}{z} p_boot={r['p_bootstrap']:.3g}{floor} p_chi2={r['p_chi2']:.2g} "
             f"sample_gap={r['sample_gap']:.4f} population_gap={r['population_gap']:.4f}{sing}{pop}; {tail}")
 
 
@@ -472,7 +460,7 @@ def study_consistent(res) -> bool:
           "match the exact Fisher block they are compared with (|z| <= 4 for tr S and the top direction of F, resp. F/m; the "
           "label-enumeration and Lambda = S S^T paths to tr F agree to 1e-8) and the sample- and population-derived supports "
           "have the same shape and give the same gap (1e-6), so the p-values and gaps describe one distribution",
-          "derived", "observation")
+          "derived", "observation", cost=40)
 def digits_observation(profile):
     res = _digits(profile)
     return study_consistent(res), {k: v for k, v in res.items() if k != "data_label_rows"}

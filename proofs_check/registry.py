@@ -11,6 +11,7 @@ what is registered; ``proofs_check.run_checks`` loads every check module first.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from typing import Any
 
 from .failures import FAILS
 
-__all__ = ["Check", "CHECKS", "register", "run_checks", "CheckResult", "PROFILES"]
+__all__ = ["Check", "CHECKS", "register", "run_checks", "CheckResult", "PROFILES", "note", "notes_to"]
 
-#: ``quick`` runs in CI (seconds); ``full`` is for ``python -m proofs_check`` (minutes).
+#: ``quick`` runs every check at small sizes (in CI, the digits study at its own smaller ``ci`` sizes); ``full`` is
+#: ``python -m proofs_check``'s default (minutes).
 PROFILES = ("quick", "full")
 TAGS = ("paper", "code", "derived", "reconstructed")
 KINDS = ("symbolic", "numeric", "negative-control", "theorem", "observation")
@@ -36,6 +38,7 @@ class Check:
     fn: Callable[[str], tuple[bool, dict]]  # profile -> (passed, measured)
     where: str = ""  # the function that checks it, for docs/theory.md
     fails: str = ""  # what makes it fail (proofs_check.failures)
+    cost: float = 0.3  # rough seconds on the quick profile, for the progress line's time estimate only
 
 
 @dataclass
@@ -65,23 +68,54 @@ class CheckResult:
 CHECKS: dict[str, Check] = {}
 
 
-def register(name: str, claim: str, tag: str, kind: str, expected: str = "pass"):
-    """Decorator: register ``fn(profile) -> (passed: bool, measured: dict)`` as a check."""
+def register(name: str, claim: str, tag: str, kind: str, expected: str = "pass", cost: float = 0.3):
+    """Decorator: register ``fn(profile) -> (passed: bool, measured: dict)`` as a check.
+
+    ``cost`` is the check's rough share of a run (about its seconds on the quick profile, measured on
+    the 2-core machine; 0.3 for the many checks that take less than a second): the progress line's time
+    estimate weighs the checks by it; it changes no result."""
     if tag not in TAGS or kind not in KINDS or expected not in ("pass", "fail"):
         raise ValueError(f"bad check metadata for {name}: tag={tag}, kind={kind}, expected={expected}")
 
     def deco(fn):
         if name in CHECKS:
             raise ValueError(f"duplicate check name {name!r}")
-        CHECKS[name] = Check(name, claim, tag, kind, expected, fn, f"{fn.__module__}.{fn.__name__}", FAILS.get(name, ""))
+        CHECKS[name] = Check(name, claim, tag, kind, expected, fn, f"{fn.__module__}.{fn.__name__}", FAILS.get(name, ""),
+                             float(cost))
         return fn
 
     return deco
 
 
-def run_checks(names: list[str] | None = None, profile: str = "quick", log=None) -> list[CheckResult]:
+#: Where :func:`note` sends a long check's progress (set by :func:`run_checks`; nothing by default).
+_NOTE: list = []
+
+
+def note(text: str, done: int | None = None, total: int | None = None) -> None:
+    """A long check says what it is doing (e.g. the digits study's rows), and how far it is (``done`` of
+    ``total`` steps, when it knows): shown on the progress line of the run, if there is one
+    (``run_checks(..., note=...)``, :func:`notes_to`); a no-op otherwise."""
+    if _NOTE:
+        _NOTE[-1](text, done, total)
+
+
+@contextlib.contextmanager
+def notes_to(fn):
+    """Send :func:`note` to ``fn`` inside the block (``None``: leave it as it is)."""
+    if fn is not None:
+        _NOTE.append(fn)
+    try:
+        yield
+    finally:
+        if fn is not None:
+            _NOTE.pop()
+
+
+def run_checks(names: list[str] | None = None, profile: str = "quick", log=None, note=None) -> list[CheckResult]:
     """Run the named checks (all by default) under ``profile``; never raises for a failing check.
-    Status ``"pass"`` or ``"fail"`` from the check, ``"error"`` when it raised (never as expected)."""
+    Status ``"pass"`` or ``"fail"`` from the check, ``"error"`` when it raised (never as expected).
+    ``log(result)`` is called as each check finishes (so a caller can keep what finished); ``note(text, done,
+    total)`` receives what long checks report through :func:`note` while they run."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {list(PROFILES)}.")
     if names:
@@ -94,7 +128,8 @@ def run_checks(names: list[str] | None = None, profile: str = "quick", log=None)
             continue
         t0 = time.perf_counter()
         try:
-            passed, measured = chk.fn(profile)
+            with notes_to(note):
+                passed, measured = chk.fn(profile)
             status = "pass" if passed else "fail"
         except Exception as err:  # noqa: BLE001  (a crash is reported with its message, never as a result)
             status, measured = "error", {"error": f"{type(err).__name__}: {err}"}

@@ -12,7 +12,7 @@ from tnt_ref.files import atomic_write_json, atomic_write_text
 
 from .registry import CheckResult
 
-__all__ = ["print_table", "write_json", "write_report", "summary_line"]
+__all__ = ["print_table", "write_json", "write_report", "summary_line"]  # the figures: proofs_check.figures
 
 
 def _measured_short(meas: dict, width: int = 70) -> str:
@@ -47,9 +47,11 @@ def summary_line(results: list[CheckResult]) -> str:
     return f"{good} of {len(results)} checks gave their expected result" + ("" if good == len(results) else " -- FAILURES above")
 
 
-def write_json(path, results: list[CheckResult]) -> Path:
-    """``{"checks": [...]}``; non-finite numbers (e.g. kappa_hi = inf without damping) become "inf"/"nan"."""
-    return atomic_write_json(path, {"checks": [_finite(json.loads(json.dumps(r.as_json(), default=_jsonable))) for r in results]})
+def write_json(path, results: list[CheckResult], **run) -> Path:
+    """``{**run, "checks": [...]}`` (``run``: e.g. ``status``, ``profile``, ``completed``, ``of``); non-finite numbers
+    (e.g. kappa_hi = inf without damping) become "inf"/"nan". Written atomically: a reader never sees half a file."""
+    return atomic_write_json(path, {**run, "checks": [_finite(json.loads(json.dumps(r.as_json(), default=_jsonable)))
+                                                      for r in results]})
 
 
 def _finite(x):
@@ -68,54 +70,13 @@ def _jsonable(x):
     return str(x)
 
 
-def _save(fig, path: Path) -> Path:
-    """Lay out, write (creating the folder) and close a figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _theorem_figure(res: dict | None, path: Path) -> Path | None:
-    """Observed against the bound from ``theorem1.tnt``'s measured values (which carry every row and constant)."""
-    if not res or "rows" not in res:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    styles = iter(["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1))] * 4)
-    for m in sorted({r["m"] for r in res["rows"]}):
-        rs = sorted((r for r in res["rows"] if r["m"] == m), key=lambda r: r["N"])
-        N = [r["N"] for r in rs]
-        line = ax.errorbar(N, [r["observed"] for r in rs], yerr=[2 * r["se"] for r in rs], marker="o",
-                           label=f"observed, Algorithm 2, m={m}")
-        c = line[0].get_color()
-        ax.plot(N, [r["bound"] for r in rs], ls=next(styles), color=c, label=f"bound, m={m}")
-        ax.errorbar(N, [r["observed_algorithm1"] for r in rs], yerr=[2 * r["se_algorithm1"] for r in rs],
-                    marker="s", ls=":", color=c, alpha=0.6, label=f"observed, Algorithm 1 (T1 = 1), m={m}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    Ns = sorted({r["N"] for r in res["rows"]})
-    ax.set_xticks(Ns)
-    ax.set_xticklabels([str(n) for n in Ns])
-    ax.minorticks_off()
-    ax.set_xlabel("N (iterations)")
-    ax.set_ylabel("E ||grad f(x_R)||^2")
-    ax.set_title("Theorem 1 [reconstructed]: tnt_ref's convergent schedule, softmax regression on digits", fontsize=10)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
 def write_report(path, results: list[CheckResult], profile: str, command: str) -> Path:
+    from .figures import theorem_figure  # noqa: PLC0415
+
     path = Path(path)
     thm = _found(results, "theorem1.tnt")
-    fig = _theorem_figure(thm.measured if thm is not None else None, path.parent / "figures" / "theorem1.png")
+    T = thm.measured if thm is not None else {}
+    fig = theorem_figure(T, path.parent / "figures" / "theorem1.png") if T.get("rows") else None
     lines = [
         "# Theory report",
         "",
@@ -141,7 +102,6 @@ def write_report(path, results: list[CheckResult], profile: str, command: str) -
             meas, more = json.dumps(scalars, default=_jsonable), f"; nested values ({', '.join(nested)}) are in the JSON file"
         lines.append(f"- `{r.name}` ({r.seconds:.1f} s, `{r.where}`): `{meas}`{more}")
     if fig is not None:
-        T = thm.measured
         lines += [
             "",
             "## Theorem 1 on TNT's own statistics [reconstructed]",
@@ -257,6 +217,8 @@ def _separability_section(results: list[CheckResult]) -> list[str]:
 
 
 def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
+    from .figures import digits_figure  # noqa: PLC0415
+
     r = _found(results, "tn.digits.study")
     if r is None:
         return []
@@ -265,10 +227,14 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
     seeds = res.get("seeds", [res["seed"]])
     out = ["", "## The tensor-normal assumption on the digits models (observation)", "",
            f"`tn.digits.study` ({r.status}, expected {r.expected}): TNT runs of {res['epochs']} epochs, seeds {seeds}. Objects: "
-           f"per-example gradients with labels sampled from the model over all 1797 digits ({res['draws']} draw(s) each), and "
+           f"per-example gradients with labels sampled from the model over "
+           f"{'all 1797' if res.get('images', 1797) >= 1797 else 'the first ' + str(res['images'])} digits "
+           f"({res['draws']} draw(s) each), and "
            "mini-batch sampled gradients (the paper's object: the mean over m images drawn without replacement, each with a "
-           "sampled label; 1797 independent batches, covariance F / m), projected onto their mode-wise support; "
-           f"{res['n_boot']} null draws shared by the rows of one support shape (smallest possible p = {1 / (res['n_boot'] + 1):.2g}). "
+           f"sampled label; {res.get('images', 1797)} independent batches, covariance F / m), projected onto their mode-wise "
+           "support; "
+           f"{res['n_boot']} null draws shared by the rows of one support shape (smallest possible p = {1 / (res['n_boot'] + 1):.2g}, so the test "
+           f"{'can' if 1 / (res['n_boot'] + 1) <= 0.05 else 'cannot'} reject at 0.05). "
            "`z` is (Lambda - null mean) / null s.d.; the population gap is KL(N(0, F) || N(0, kron U_i^MLE(F))) of the exact "
            "block F (infinite where F is singular on the support); `z_trace`, `z_top` say whether the samples' covariance is F "
            "(F / m). 'Lambda under N(0, F)' is the mean statistic on Gaussian data sets with the exact block as covariance; "
@@ -333,44 +299,3 @@ def _digits_section(results: list[CheckResult], folder: Path) -> list[str]:
                        f"| {_g(q['gap_per_dim_mean'], '.4g')} | {_g(q['gap_per_dim_sd'], '.2g')} | {_g(q['gap_per_dim_min'], '.4g')} "
                        f"| {_g(q['gap_per_dim_max'], '.4g')} | {q['mle_rel_frobenius_mean']:.3f} | {_g(q['mle_rel_frobenius_sd'], '.2g')} |")
     return out
-
-
-def digits_figure(res: dict, path: Path) -> Path | None:
-    """Two panels over the training run: KL gap per dimension (log scale) and relative Frobenius error of the
-    KL projection, one line per layer (mean over seeds, band min..max; a cross marks a seed with an infinite gap)."""
-    tr = res.get("trajectory")
-    if not tr:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for key in dict.fromkeys((q["problem"], q["layer"]) for q in tr["summary"]):
-        qs = [q for q in tr["summary"] if (q["problem"], q["layer"]) == key]
-        fin = [q for q in qs if q["gap_per_dim_mean"] is not None]
-        ep = [q["epoch"] for q in fin]
-        line, = a1.plot(ep, [q["gap_per_dim_mean"] for q in fin], marker="o", label=f"{key[0]} {key[1]}")
-        c = line.get_color()
-        a1.fill_between(ep, [q["gap_per_dim_min"] for q in fin], [q["gap_per_dim_max"] for q in fin], color=c, alpha=0.2)
-        sing = [q for q in qs if q["singular_seeds"]]
-        if sing:  # an infinite gap has no place on the axis: a triangle at the top edge, one per such point
-            a1.scatter([q["epoch"] for q in sing], [0.96] * len(sing), transform=a1.get_xaxis_transform(), marker="^", s=60,
-                       color=c, clip_on=False,
-                       label=f"{key[1]}: F singular, gap infinite ({sum(q['singular_seeds'] for q in sing)} seed-epochs; top edge)")
-        a2.errorbar([q["epoch"] for q in qs], [q["mle_rel_frobenius_mean"] for q in qs],
-                    yerr=[q["mle_rel_frobenius_sd"] or 0.0 for q in qs], marker="o", color=c, capsize=3, label=f"{key[0]} {key[1]}")
-    a1.set_yscale("log")
-    lo, hi = a1.get_ylim()
-    a1.set_ylim(lo, hi * 4)  # headroom for the top-edge markers
-    a1.set_xlabel("epochs of TNT")
-    a1.set_ylabel("KL(N(0,F) || N(0, kron U_MLE)) / D")
-    a1.set_title("exact block vs the tensor-normal family", fontsize=10)
-    a1.legend(fontsize=7)
-    a2.set_xlabel("epochs of TNT")
-    a2.set_ylabel("||F - kron U_MLE||_F / ||F||_F")
-    a2.set_ylim(0, 1.05)
-    a2.set_title(f"relative error of the KL projection (mean +- s.d., seeds {tr['seeds']})", fontsize=10)
-    a2.legend(fontsize=7)
-    return _save(fig, path)

@@ -368,7 +368,7 @@ def _study(profile):
 @register("tn.separability.size",
           "the bootstrap LRT of Cov(vec G) = kron U_i on 2000 tensor-normal data sets ((3, 4), n = 40, random factors, 19 "
           "bootstrap draws): its rejection count at level 0.05 lies in the central 99.8% of Binomial(2000, 0.05), a band "
-          "that a test of true size 0.08 passes with probability 0.01", "derived", "numeric")
+          "that a test of true size 0.08 passes with probability 0.01", "derived", "numeric", cost=3)
 def separability_size(profile):
     s = _study(profile)["size"]
     r = s["bootstrap"]

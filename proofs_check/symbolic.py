@@ -242,7 +242,7 @@ def _estimator(S, shape, scale_rule: bool = True):
 
 @register("sym.estimator_invariants",
           "TNT's estimator: tr(U_i)/d_i equal for all modes; kron U_i = kron S_i / tau^(k-1); trace tau; "
-          "exact on tensor-normal moments", "derived", "symbolic")
+          "exact on tensor-normal moments", "derived", "symbolic", cost=1.4)
 def estimator_invariants(profile):
     measured = {}
     # (1) generic moments with a common trace (S_2's last diagonal entry is fixed by the trace)
@@ -331,7 +331,7 @@ def _kron_eigen(use_sum: bool):
 
 
 @register("sym.kron_eigenvalues", "the eigenvalues of A kron B are the products l_i m_j (eigenvectors q_i kron r_j)",
-          "derived", "symbolic")
+          "derived", "symbolic", cost=0.9)
 def kron_eigenvalues(profile):
     ok = _kron_eigen(False)
     code = _code_kron_eigen()

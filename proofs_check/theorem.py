@@ -172,7 +172,7 @@ def _within(h, c) -> bool:
           "E||grad f(x_R)||^2 <= 2 L kappa_hi^2 D_f / (N kappa_lo^2) + sigma^2/m for tnt_ref's convergent schedule on softmax "
           "regression, H_k from TNT's own sampled-label statistics (kappa_lo/kappa_hi = 0.03, every constant a priori): the runs "
           "match the dense oracle of Algorithm 2 with the stated alpha, eps, beta; every H_k lies in [kappa_lo, kappa_hi]; "
-          "observed + 2 s.e. <= bound at every (N, m)", "reconstructed", "theorem")
+          "observed + 2 s.e. <= bound at every (N, m)", "reconstructed", "theorem", cost=1)
 def theorem1(profile):
     res = {k: v for k, v in _study(profile).items() if k != "profile"}
     oracle_ok = all(o["max_relative_step_error"] <= 1e-8 and not o["stopped"] and o["steps"] == ORACLE_STEPS

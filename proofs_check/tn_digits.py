@@ -22,11 +22,12 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m proofs_check.tn_digits",
                                 description="The tensor-normal (separability) test on the digits models during training.")
-    p.add_argument("--profile", choices=("quick", "full"), default="full",
-                   help="quick (one seed, 4 epochs) or full (the default: three seeds, 20 epochs; about 4 CPU minutes)")
+    p.add_argument("--profile", choices=("ci", "quick", "full"), default="full",
+                   help="the study's sizes (proofs_check.digits_study.DIGITS_PROFILES): ci (the test suite's: one seed, 2 "
+                        "epochs, 600 images), quick (one seed, 4 epochs) or full (the default: three seeds, 20 epochs)")
     p.add_argument("--draws", type=int, default=1,
                    help=f"label draws per image for the per-example rows: n = 1797 x DRAWS samples (1 to {MAX_DRAWS}; default 1)")
-    p.add_argument("--json", default=None, help="write the study as JSON to this file")
+    p.add_argument("--json", default=None, help="write the study as JSON to this file (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace a JSON file left by an earlier run (default: refuse)")
     args = p.parse_args(argv)
     if not 1 <= args.draws <= MAX_DRAWS:
@@ -50,13 +51,31 @@ def _run(args) -> int:
 
     from tnt_ref.files import atomic_write_json  # noqa: PLC0415
 
-    from .digits_study import digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
+    from tnt_ref.runtime import Progress, blas_threads  # noqa: PLC0415
 
-    res = digits_study(args.profile, draws=args.draws, log=lambda r: print(format_row(r), flush=True))
+    from .digits_study import LEVEL, can_reject, digits_study, format_row, row_consistent, study_consistent  # noqa: PLC0415
+    from .registry import notes_to  # noqa: PLC0415
+
+    bar = Progress(1, "progress", "step", log=lambda line: print(f"  {line}", flush=True))
+
+    def step(text, done=None, total=None):
+        if done is not None and total:
+            bar.set_total(total)
+            bar.advance(done - bar.done, text)
+        else:
+            bar.note(text)
+
+    try:
+        with blas_threads(), notes_to(step):  # the package's thread policy; a progress line per step of the study
+            res = digits_study(args.profile, draws=args.draws, log=lambda r: bar.write(format_row(r)))
+    finally:
+        bar.close()
     for r in res["data_label_rows"]:
         print(f"control, data labels: {r['problem']:<4} {r['layer']:<13} {r['point']:<4} z_trace={r['z_trace']:+.2f} "
               f"z_top={r['z_top']:+.2f} consistent={row_consistent(r)}")
     ok = study_consistent(res)
+    print(f"bootstrap: {res['n_boot']} draws per row, so the smallest possible p is {1 / (res['n_boot'] + 1):.2g}: the test "
+          f"{'can' if can_reject(res['n_boot']) else 'cannot'} reject at {LEVEL}")
     print("samples consistent with the exact blocks (the study's pass criterion): " + ("yes" if ok else
           "NO -- the p-values and the gaps do not describe the same distribution"))
     if args.json:

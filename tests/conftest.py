@@ -1,4 +1,6 @@
-"""Shared fixtures: the ``xp`` backend fixture (as SciPy's conftest) and a deterministic hypothesis profile."""
+"""Shared fixtures: the ``xp`` backend fixture (as SciPy's conftest), a deterministic hypothesis profile, and the
+package's BLAS-thread policy for the whole session (:func:`tnt_ref.runtime.blas_threads`: one thread unless
+``TNT_REF_BLAS_THREADS`` says otherwise), as every command applies it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import pytest
 from hypothesis import settings
 
 from tnt_ref.backend import cupy_available, namespace_for, to_numpy
+from tnt_ref.runtime import blas_threads
 
 settings.register_profile("ci", derandomize=True, max_examples=25, deadline=None, print_blob=True)
 settings.load_profile("ci")
@@ -16,6 +19,13 @@ _BACKENDS = [
     "array-api-strict",
     pytest.param("cupy", marks=pytest.mark.skipif(not cupy_available(), reason="CuPy with a GPU is not available")),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _blas_threads():
+    """The suite runs under the same thread policy as the commands (measured: faster on 2 shared cores)."""
+    with blas_threads() as n:
+        yield n
 
 
 @pytest.fixture(params=_BACKENDS)

@@ -36,7 +36,32 @@ def test_unknown_backend():
 
 @pytest.mark.skipif(cupy_available(), reason="this machine has CuPy and a GPU: the error path cannot be exercised")
 def test_cupy_unavailable_message(capsys):
-    with pytest.raises(BackendError, match=r'pip install "tnt-ref\[gpu\]"|no CUDA device|sees no GPU'):
+    with pytest.raises(BackendError, match=r'pip install "tnt-ref\[gpu-cuda12\]"|no CUDA device|sees no GPU'):
         namespace_for("cupy")
     assert main(["train", "--problem", "mlp", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1", "--backend", "cupy"]) == 2
     assert "cupy" in capsys.readouterr().err.lower()
+
+
+def test_missing_cupy_names_the_extras_the_package_and_readme_offer(monkeypatch):
+    """Without CuPy the error names install lines that exist: extras of pyproject.toml, the README's spelling."""
+    import importlib
+    import re
+    import tomllib
+    from pathlib import Path
+
+    real = importlib.import_module
+
+    def no_cupy(name, *a, **k):
+        if name.split(".")[0] == "cupy":
+            raise ImportError("No module named 'cupy'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", no_cupy)
+    with pytest.raises(BackendError) as e:
+        namespace_for("cupy")
+    root = Path(__file__).resolve().parents[1]
+    extras = set(tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    named = re.findall(r'"tnt-ref\[([\w-]+)\]"', str(e.value))
+    readme = (root / "README.md").read_text()
+    assert named and set(named) <= extras, (named, extras)
+    assert all(f'"tnt-ref[{x}]"' in readme for x in named), named

@@ -93,6 +93,11 @@ def _rec(o, seed, rows, diverged=False, warm=0.0):
             "config": {"warm_start_process_time": warm}, "initial_train_loss": 10.0, "history": hist}
 
 
+def _gm(*v):
+    """Geometric mean: the center of the log-scale intervals (tnt_ref.training.stats)."""
+    return float(np.exp(np.mean(np.log(v))))
+
+
 def test_summary_under_a_budget_scores_the_best_loss():
     runs = [_rec("sgd", 0, [(1, 10, 5.0, 2.0), (2, 20, 4.0, 4.0), (2.5, 25, 4.5, 5.0)]),
             _rec("sgd", 1, [(1, 10, 6.0, 2.2), (2, 20, 3.0, 4.4), (2.3, 23, 3.5, 5.1)]),
@@ -100,35 +105,100 @@ def test_summary_under_a_budget_scores_the_best_loss():
             _rec("tnt", 1, [(0.6, 6, 3.6, 5.2)], warm=9.0)]
     res = {"problem": "mnist-autoencoder", "config": {"budget_seconds": 5.0}, "runs": runs}
     out = summarize(res)
-    assert out["target"]["value"] == pytest.approx(3.5)  # sgd's best losses 4.0 and 3.0, not its final 4.5 and 3.5
+    # sgd's best losses 4.0 and 3.0, not its final 4.5 and 3.5; losses and times on the log scale (geometric means)
+    assert out["target"]["value"] == pytest.approx(_gm(4.0, 3.0))
     t = out["summary"]["tnt"]
-    assert t["best_train_loss"]["mean"] == pytest.approx((2.0 + 3.6) / 2)
-    assert t["process_seconds_per_step"]["mean"] == pytest.approx((5.0 / 12 + 5.2 / 6) / 2)
+    assert t["best_train_loss"]["mean"] == pytest.approx(_gm(2.0, 3.6))
+    assert t["process_seconds_per_step"]["mean"] == pytest.approx(_gm(5.0 / 12, 5.2 / 6))
     # per epoch from whole epochs only: tnt seed 0 has one (4.0 s), seed 1 none
     assert t["process_seconds_per_epoch"]["mean"] == 4.0 and t["process_seconds_per_epoch"]["runs_with_a_full_epoch"] == 1
-    assert t["steps"]["mean"] == 9.0 and t["epochs"]["mean"] == pytest.approx(0.9)
-    assert t["warm_start_process_time"]["mean"] == 8.0
-    # time to sgd's mean best (3.5) is process time: tnt seed 0 reaches it at epoch 1 (4.0 s), seed 1 never
+    assert t["steps"]["mean"] == pytest.approx(_gm(12, 6)) and t["epochs"]["mean"] == pytest.approx(_gm(1.2, 0.6))
+    assert t["warm_start_process_time"]["mean"] == pytest.approx(_gm(7.0, 9.0))
+    assert out["summary"]["sgd"]["warm_start_process_time"] is None  # no warm start: no interval of zeros
+    # time to sgd's best (3.46) is process time: tnt seed 0 reaches it at epoch 1 (4.0 s), seed 1 never
     assert t["seconds_to_target"]["mean"] == 4.0 and t["seconds_to_target"]["reached"] == 1
-    assert out["summary"]["sgd"]["process_seconds_per_epoch"]["mean"] == pytest.approx((2.0 + 2.2) / 2)
+    assert out["summary"]["sgd"]["process_seconds_per_epoch"]["mean"] == pytest.approx(_gm(2.0, 2.2))
     # after the first epoch: (4.0 - 2.0) / 10 and (4.4 - 2.2) / 10 steps; tnt has no second whole epoch
     steady = out["summary"]["sgd"]["process_seconds_per_step_after_epoch_1"]
-    assert steady["mean"] == pytest.approx(0.21) and steady["runs_with_two_full_epochs"] == 2
+    assert steady["mean"] == pytest.approx(_gm(0.2, 0.22)) and steady["runs_with_two_full_epochs"] == 2
     assert t["process_seconds_per_step_after_epoch_1"]["runs_with_two_full_epochs"] == 0
     c = next(c for c in out["claims"] if c["b"] == "sgd")
     assert c["metric"] == "best_train_loss" and "best training loss within 5 s" in c["statement"]
-    assert c["difference"]["mean"] == pytest.approx((2.0 + 3.6) / 2 - 3.5)
+    assert c["difference"]["kind"] == "ratio" and c["difference"]["mean"] == pytest.approx(_gm(2.0, 3.6) / _gm(4.0, 3.0))
     # an epoch budget keeps the final loss as the score
     res_ep = {"problem": "mnist-autoencoder", "config": {"budget_seconds": None}, "runs": runs}
-    assert summarize(res_ep)["target"]["value"] == pytest.approx(4.0)
+    assert summarize(res_ep)["target"]["value"] == pytest.approx(_gm(4.5, 3.5))
+
+
+def test_budget_intervals_stay_in_range_and_edge_caveats_apply():
+    """Issue 25 on issue 23's budget summaries: every budget quantity on the log scale, so its interval stays above 0
+    where a Student-t interval on the values would not; a claim against an optimizer tuned to its grid's edge says so."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for o in ("sgd", "tnt"):
+        for s in range(3):
+            best = float(np.exp(rng.normal(0.0, 1.5)))  # losses spread over orders of magnitude
+            sec = float(np.exp(rng.normal(0.0, 1.5)))
+            runs.append(_rec(o, s, [(1, 10, 2 * best, sec), (2, 20, best, 2 * sec), (2.5, 25, 1.5 * best, 2.5 * sec)],
+                             warm=sec if o == "tnt" else 0.0))
+    res = {"problem": "mnist-autoencoder", "config": {"budget_seconds": 5.0}, "runs": runs,
+           "tuning": {"sgd": {"lr_at_edge": True, "damping_at_edge": None}, "tnt": {"lr_at_edge": False}}}
+    out = summarize(res)
+    lin = np.array([min(h["train_loss"] for h in r["history"]) for r in runs if r["optimizer"] == "tnt"])
+    from scipy import stats
+
+    assert lin.mean() - stats.t.ppf(0.975, 2) * lin.std(ddof=1) / np.sqrt(3) < 0  # the old interval leaves the range
+    keys = ("best_train_loss", "steps", "epochs", "process_seconds_per_step", "process_seconds_per_epoch",
+            "process_seconds_per_step_after_epoch_1", "seconds_to_target", "final_test_loss")
+    for o in ("sgd", "tnt"):
+        for k in keys:
+            s = out["summary"][o][k]
+            if s.get("ci_low") is not None:
+                assert s["scale"] == "log" and 0 < s["ci_low"] <= s["mean"] <= s["ci_high"], (o, k, s)
+    w = out["summary"]["tnt"]["warm_start_process_time"]
+    assert w["scale"] == "log" and w["ci_low"] > 0
+    for c in out["claims"]:
+        assert (c["caveat"] is not None) == (c["b"] == "sgd"), c
+        assert c["difference"]["kind"] == "ratio" and c["difference"]["ci_low"] > 0
+    assert "sgd's learning rate at the edge of its grid" in next(c["caveat"] for c in out["claims"] if c["b"] == "sgd")
 
 
 def test_curves_interpolate_from_the_initial_loss():
     rs = [_rec("sgd", 0, [(1, 10, 5.0, 2.0), (2, 20, 4.0, 4.0)]), _rec("sgd", 1, [(1, 10, 6.0, 3.0)])]
-    grid, logs = _curves(rs, "process_time", best=3.0, clip=1e-3, n_grid=4)
+    grid, loss = _curves(rs, "process_time", n_grid=4)
     np.testing.assert_allclose(grid, [0.0, 1.0, 2.0, 3.0])  # up to the shorter run's end
-    np.testing.assert_allclose(logs[0], np.interp(grid, [0, 2, 4], np.log([7.0, 2.0, 1.0])))
-    np.testing.assert_allclose(logs[1], np.interp(grid, [0, 3], np.log([7.0, 3.0])))
+    # raw losses, interpolated in log(loss) from the initial loss (10) at 0
+    np.testing.assert_allclose(loss[0], np.exp(np.interp(grid, [0, 2, 4], np.log([10.0, 5.0, 4.0]))))
+    np.testing.assert_allclose(loss[1], np.exp(np.interp(grid, [0, 3], np.log([10.0, 6.0]))))
+
+
+def test_budget_figure_raw_losses_best_marked_bands_in_range(monkeypatch, tmp_path):
+    """plot_budget: raw training losses (not their distance to the best), bands from the log-scale intervals (never
+    below 0), the lowest best-within-budget loss marked, the budget marked, the title naming the seeds and scale."""
+    import tnt_ref.plots as P
+
+    figs = []
+    monkeypatch.setattr(P, "save_figure", lambda fig, path, *, drawer, data, title="": (fig.suptitle(title), figs.append(fig)))
+    runs = [_rec("sgd", s, [(1, 10, 5.0 + s, 2.0), (2, 20, 4.0 + s, 4.0), (2.5, 25, 4.5 + s, 5.0)]) for s in range(3)]
+    runs += [_rec("tnt", s, [(1, 10, 3.0 + 0.5 * s, 2.5), (1.8, 18, 0.01 * (1 + s), 5.0)]) for s in range(3)]
+    res = {"problem": "mnist-autoencoder", "config": {"budget_seconds": 5.0, "report_seeds": [1000, 1001, 1002],
+                                                      "data": {"name": "fashion-mnist"}}, "runs": runs}
+    P.plot_budget(res, tmp_path / "b.png")
+    fig = figs[0]
+    a1, a2, a3 = fig.axes
+    assert "fashion-mnist" in fig._suptitle.get_text() and "5 s of process time per run" in fig._suptitle.get_text()
+    assert "geometric mean and 95% interval over 3 fresh seeds" in fig._suptitle.get_text()
+    for ax in (a1, a2):
+        assert ax.get_yscale() == "log"  # 0.01 .. 10: more than a factor of 10
+        for poly in ax.collections:
+            ys = np.concatenate([p.vertices[:, 1] for p in poly.get_paths()])
+            assert ys.min() > 0
+        best = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert len(best) == 1 and best[0].get_ydata()[0] == pytest.approx(_gm(0.01, 0.02, 0.03))
+        curve = next(ln for ln in ax.get_lines() if ln.get_label().startswith("tnt"))
+        assert curve.get_ydata()[0] == pytest.approx(10.0)  # the raw initial loss, not a gap to the best
+    assert any(ln.get_linestyle() == ":" for ln in a2.get_lines())  # the budget
+    assert [t.get_text() for t in a3.get_yticklabels()][0] == "tnt  (lowest)"
 
 
 def test_compare_under_a_budget_schema_table_figure(tmp_path):
@@ -148,8 +218,14 @@ def test_compare_under_a_budget_schema_table_figure(tmp_path):
         assert h[-1]["process_time"] >= 0.4 and all(a["step"] < b["step"] for a, b in zip(h, h[1:]))
     s = data["summary"]["tnt"]
     assert s["best_train_loss"]["mean"] == pytest.approx(
-        np.mean([min(h["train_loss"] for h in r["history"]) for r in data["runs"] if r["optimizer"] == "tnt"]))
+        _gm(*[min(h["train_loss"] for h in r["history"]) for r in data["runs"] if r["optimizer"] == "tnt"]))
+    assert data["schema"] == "tnt-ref compare 3" and s["best_train_loss"]["scale"] == "log"
     table = (tmp_path / "table.md").read_text()
     assert table == results_table(data) and "process s / step" in table and "0.4 s of training process time" in table
     assert (tmp_path / "loss.png").stat().st_size > 10_000
+    assert "geometric mean [95% Student-t interval on the log scale]" in table
+    from tnt_ref.plots import code_fingerprint, figure_stamp
+
+    stamp = figure_stamp(tmp_path / "loss.png")  # compare draws the budget figure, stamped for docs/redraw.py
+    assert stamp["drawer"] == "tnt_ref.plots.plot_budget" and stamp["code"] == code_fingerprint(plot_budget)
     plot_budget(data, tmp_path / "again.png")

@@ -230,7 +230,8 @@ def test_train_seeds_is_a_grid_with_a_summary(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     finals = [T.run("mlp", "sgd", 0.1, epochs=1, seed=k, progress=False).history[-1]["train_loss"] for k in (0, 3)]
     assert s["seeds"] == [0, 3] and s["final_train_loss"]["n"] == 2
-    assert s["final_train_loss"]["mean"] == pytest.approx(sum(finals) / 2, rel=1e-14)
+    assert s["final_train_loss"]["mean"] == pytest.approx((finals[0] * finals[1]) ** 0.5, rel=1e-14)  # geometric mean
+    assert s["final_test_accuracy"]["scale"] == "logit" and s["final_test_accuracy"]["ci_high"] < 1
     assert "2/2 seeds finished" in capsys.readouterr().out
     assert main(["train", "--problem", "mlp", "--optimizer", "sgd", "--lr", "0.1", "--epochs", "1", "--seeds", "0",
                  "--out", str(out)]) == 2  # the folder holds runs: --resume or --overwrite

@@ -307,3 +307,22 @@ def test_ladder_skips_a_dead_layer_and_fits_a_zero_block(rng):
         assert {r["layer"] for r in res.rows} == {"fc2.bias"}
         assert all(np.isfinite(r["rel_error"]) for r in res.rows)
     assert all(np.array_equal(u, np.zeros((d, d))) for u, d in zip(frobenius_kron_fit(np.zeros((6, 6)), (2, 3)), (2, 3)))
+
+
+@pytest.mark.parametrize("exact", ["dense", "gram"])
+def test_ladder_progress_moves_with_every_fit_and_method(rng, exact):
+    """Issue 25's progress on issue 26's longer ladder: a step after each pass, each layer's fits (the MLE, the Frobenius
+    fit, Shampoo^2, SOAP, KL-Shampoo's fixed point) and each method's metrics; never backwards; 100% at the end."""
+    net = mlp([6, 4, 3], "tanh")
+    params = _perturbed(net, rng)
+    X, y = rng.standard_normal((24, 6)), rng.integers(0, 3, 24)
+    seen = []
+    approximation_ladder(net, params, X, y, rng, batch_size=4, n_mc=2, exact=exact,
+                         progress=lambda done, total, note: seen.append((done, total, note)))
+    done = [d for d, _, _ in seen]
+    assert done == sorted(done) and done[-1] == seen[-1][1] and len({t for _, t, _ in seen}) == 1
+    notes = [n for _, _, n in seen]
+    for fit in ("mle fit", "frobenius fit", "shampoo2 fit", "soap fit", "kl-shampoo fixed point"):
+        assert any(n.startswith("fc1.weight: " + fit) for n in notes), fit
+    assert {"exact pass", "sampled labels"} <= set(notes)
+    assert sum(n.startswith("fc1.weight: ") for n in notes) >= len(METHODS)  # every method's metrics moved it

@@ -1,4 +1,9 @@
-"""proofs_check in CI: the quick profile, every check with its expected result (negative controls fail)."""
+"""proofs_check in CI: the quick profile, every check with its expected result (negative controls fail).
+
+The digits study's two checks run on its ``ci`` variant (``DIGITS_PROFILES["ci"]``: every step and criterion of the
+study on 600 images and 2 epochs, a sixth of the quick profile's cost); the quick profile itself runs them in full
+from the command line (``python -m proofs_check --profile quick``).
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,24 @@ from proofs_check.runs import convergent, run_tnt
 from tnt_ref.cli import main as tnt_main
 
 
+#: The checks of the digits study, run on its CI variant here.
+DIGITS_CHECKS = ("tn.digits.study", "tn.digits.study.data_labels")
+
+
 @pytest.fixture(scope="module")
 def results():
-    return run_checks(profile="quick")
+    import time
+
+    from proofs_check.registry import CheckResult
+
+    out = run_checks([n for n in CHECKS if n not in DIGITS_CHECKS], profile="quick")
+    for name in DIGITS_CHECKS:  # the registered check functions themselves, on the ci sizes of the study
+        c = CHECKS[name]
+        t0 = time.perf_counter()
+        passed, measured = c.fn("ci")
+        out.append(CheckResult(c.name, c.claim, c.tag, c.kind, c.expected, "pass" if passed else "fail", measured,
+                               time.perf_counter() - t0, c.where, c.fails))
+    return out
 
 
 def test_every_check_gives_its_expected_result(results):
@@ -126,6 +146,8 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
     digits = next(r for r in results if r.name == "tn.digits.study").measured
     assert {(r["problem"], r["point"]) for r in digits["rows"]} == {(p, w) for p in ("mlp", "cnn") for w in ("init", "mid", "end")}
     assert all(0 < r["p_bootstrap"] <= 1 for r in digits["rows"])
+    assert digits["profile"] == "ci" and digits["images"] == 600 and "over the first 600 digits" in text
+    assert "so the test can reject at 0.05" in text  # 19 bootstrap draws: the smallest p is 0.05
     data = json.loads(write_json(tmp_path / "r.json", results).read_text())  # strict JSON: infinite gaps become "inf"
     assert any(c["name"] == "tn.digits.study" for c in data["checks"])
 
@@ -136,7 +158,8 @@ def test_report_tabulates_the_tight_instance_controls_size_power_and_digits(resu
     (["--json", ""], "`--json` is empty"),
     (["--json", "{tmp}/same.md", "--report", "{tmp}/same.md"], "`--json` and the report are the same file"),
     (["--json", "{tmp}"], "is an existing folder"),
-    (["--blas-threads", "-1"], "`--blas-threads` must be >= 0; got -1"),
+    (["--blas-threads", "-1"], "`--blas-threads` must be >= 1 (BLAS threads per process); got -1"),
+    (["--blas-threads", "0"], "`--blas-threads` must be >= 1 (BLAS threads per process); got 0"),
     (["--jobs", "0"], "`--jobs` must be >= 1; got 0"),
 ])
 def test_cli_refuses_bad_output_arguments_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
@@ -158,3 +181,40 @@ def test_tn_digits_refuses_bad_arguments_before_any_work(argv, message, tmp_path
 
     assert digits_main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_interrupted_run_keeps_the_checks_that_finished(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during the third check: exit 130, one line, the JSON (written after each check) and the report hold the two
+    that finished; the default JSON is theory.json in --out."""
+    import proofs_check.registry as R
+
+    names = ["sym.moment_identity", "sym.moment_identity.no_trace", "sym.scale_nonidentifiability"]
+    seen = []
+    real = R.CHECKS[names[2]]
+
+    def interrupt(profile):
+        data = json.loads((tmp_path / "theory.json").read_text())  # on disk before the next check starts
+        seen.append((data["status"], data["completed"], data["of"], [c["name"] for c in data["checks"]]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(R.CHECKS, names[2], real.__class__(**{**real.__dict__, "fn": interrupt}))
+    capsys.readouterr()
+    assert main(["--profile", "quick", "--checks", *names, "--out", str(tmp_path)]) == 130
+    assert seen == [("running", 2, 3, names[:2])]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted (Ctrl-C) after 2 of 3 checks; kept" in err and "theory.json" in err
+    data = json.loads((tmp_path / "theory.json").read_text())
+    assert data["status"] == "interrupted" and [c["name"] for c in data["checks"]] == names[:2]
+    report = (tmp_path / "theory-report.md").read_text()
+    assert "interrupted after 2 of 3 checks" in report and "| `sym.moment_identity` |" in report
+
+
+def test_progress_line_per_check_with_an_estimate(tmp_path, capsys):
+    import re
+
+    assert main(["--profile", "quick", "--checks", "sym.moment_identity", "sym.moment_identity.no_trace",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"checks \[100%\] sym\.moment_identity\.no_trace: fail \(expected fail, [\d.]+ s\) "
+                     r"\(\d\d:\d\d elapsed, ~\d\d:\d\d left\)", out), out
+    assert json.loads((tmp_path / "theory.json").read_text())["status"] == "finished"

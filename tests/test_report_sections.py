@@ -42,4 +42,4 @@ def test_report_sections_one_line_per_row_and_right_columns(tmp_path):
     assert sum(l.startswith("| mlp | `fc2.weight` | init") or l.startswith("| mlp | `fc2.weight` | end") for l in d) == 2
     assert any(l.endswith("| +1.25 | -0.50 |") for l in d)  # z_trace then z_top
     assert sum(l.startswith("| mlp | `fc2.weight` | 0 |") or l.startswith("| mlp | `fc2.weight` | 4 |") for l in d) == 2
-    assert any("smallest possible p = 0.05)" in l for l in d)
+    assert any("smallest possible p = 0.05, so the test can reject at 0.05)" in l for l in d)

@@ -326,3 +326,20 @@ def test_shared_null_is_used_for_a_regular_row_and_the_share_is_its_definition()
     assert row["bootstrap"] == "shared" and row["p_bootstrap"] == pytest.approx((1 + np.sum(null >= row["statistic"])) / 20)
     if row["covariance_share"] is not None:
         assert row["covariance_share"] == pytest.approx((row["gaussian_F_mean"] - row["null_mean"]) / (row["statistic"] - row["null_mean"]))
+
+
+def test_the_quick_profile_can_reject_at_005_and_says_so():
+    """With 9 bootstrap draws the smallest p-value is 0.1, so the quick profile could never reject at 0.05 (issue 25).
+    Its 19 draws reach 0.05: on non-separable gradients (the toy MLP's, at 1200 inputs) the row's p is that floor,
+    and the console line says so."""
+    from proofs_check.digits_study import LEVEL, N_BOOT, can_reject, format_row
+    from tnt_ref.models.network import mlp
+
+    assert not can_reject(9) and can_reject(N_BOOT["quick"]) and can_reject(N_BOOT["full"]) and LEVEL == 0.05
+    net = mlp([6, 4, 3], "tanh", "softmax_cross_entropy")
+    rng = np.random.default_rng(3)
+    params = net.init(rng)
+    X = 3 * rng.standard_normal((1200, 6))  # saturated tanh units: per-example gradients far from a tensor normal
+    row = study_point(net, params, X, "fc2.weight", n_boot=N_BOOT["quick"], rng=np.random.default_rng(4))
+    assert row["p_bootstrap"] == pytest.approx(1 / (N_BOOT["quick"] + 1)) and row["p_bootstrap"] <= LEVEL, row["z"]
+    assert "(the smallest possible)" in format_row({**row, "problem": "toy", "point": "init", "seed": 0, "seconds": 0.0})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -163,12 +164,18 @@ def test_compare_protocol_and_schema(tmp_path):
             assert set(h) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "val_loss", "wall_time"}
     s = data["summary"]["sgd"]["final_train_loss"]
     finals = [r["history"][-1]["train_loss"] for r in data["runs"][:2]]
-    assert s["mean"] == pytest.approx(sum(finals) / 2, rel=1e-14) and s["n"] == 2
+    assert s["mean"] == pytest.approx(math.sqrt(finals[0] * finals[1]), rel=1e-14) and s["n"] == 2  # geometric mean
+    assert s["scale"] == "log" and 0 < s["ci_low"] <= s["mean"] <= s["ci_high"]
     assert data["target"]["value"] == pytest.approx(s["mean"], rel=1e-14)
     assert {c["b"] for c in data["claims"]} == {"sgd"}
+    # sgd's rate is at the edge of its grid: every verdict against it says so, in the JSON and in the table
+    assert all(c["caveat"] == "sgd's learning rate at the edge of its grid (not tuned)" for c in data["claims"])
     assert (tmp_path / "loss.png").stat().st_size > 10_000
     table = (tmp_path / "table.md").read_text()
     assert "| sgd | 0.03 (edge) | – | 1/2 | 0/2 |" in table and "| tnt | 0.0001 | 0.01 | 0/1 | 0/2 |" in table
+    assert "(caveat: sgd's learning rate at the edge of its grid (not tuned))" in table
+    assert "autoencoder: 1 epoch per run;" in table and "over 2 fresh seeds" in table
+    assert "geometric mean [95% Student-t interval on the log scale]" in table and "ratio " in table
 
 
 def test_compare_selects_on_validation_never_test(tmp_path, monkeypatch):
@@ -203,7 +210,9 @@ def test_train_cli(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     assert "epoch   1" in capsys.readouterr().out
     assert json.loads((tmp_path / "history.json").read_text())["history"][0]["epoch"] == 1
-    assert main(["train", "--problem", "mlp", "--optimizer", "nope", "--lr", "1"]) == 2
+    with pytest.raises(SystemExit) as e:  # a fixed set of values: argparse's choices, exit 2
+        main(["train", "--problem", "mlp", "--optimizer", "nope", "--lr", "1"])
+    assert e.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
 
 
 def test_grid_widens_downwards_past_a_diverged_top(tmp_path):

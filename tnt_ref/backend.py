@@ -133,8 +133,9 @@ def namespace_for(backend: str):
             cp = importlib.import_module("cupy")
         except ImportError as err:
             raise BackendError(
-                'backend "cupy" needs CuPy, which is not installed. Install it with '
-                'pip install "tnt-ref[gpu]" on a machine with an NVIDIA GPU, or use --backend numpy.'
+                'backend "cupy" needs CuPy, which is not installed. On a machine with an NVIDIA GPU install it with '
+                'pip install "tnt-ref[gpu-cuda12]" or "tnt-ref[gpu-cuda13]" (the CUDA major version of the driver, '
+                'nvidia-smi); or use --backend numpy.'
             ) from err
         try:
             n_dev = cp.cuda.runtime.getDeviceCount()

@@ -3,6 +3,10 @@
 One module per group of subcommands, each with an ``add_parsers(sub)``: :mod:`.fisher`
 (``fisher``), :mod:`.training` (``train``, ``compare``, ``demo``), :mod:`.misc` (``estimators``,
 ``vectors``), :mod:`.conform` (``conform``). ``check-theory`` hands over to :mod:`proofs_check`.
+
+Every subcommand runs under the package's BLAS-thread policy (:func:`tnt_ref.runtime.blas_threads`:
+one thread per process unless ``TNT_REF_BLAS_THREADS`` says otherwise) and shows a progress line
+(:class:`tnt_ref.runtime.Progress`) on every step longer than a few seconds.
 """
 
 from __future__ import annotations
@@ -39,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return check_main(argv[1:], prog="tnt-ref check-theory")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..runtime import blas_threads  # noqa: PLC0415
+
     try:
-        return int(args.func(args) or 0)
+        with blas_threads():  # one policy for every subcommand (tnt_ref.runtime): 1 BLAS thread per process
+            return int(args.func(args) or 0)
     except (ValueError, TypeError, RuntimeError) as err:
         print(f"tnt-ref {args.command}: error: {err}", file=sys.stderr)
         return 2

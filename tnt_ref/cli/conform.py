@@ -72,7 +72,7 @@ def add_parsers(sub) -> None:
                    help="MODULE:CALLABLE returning an adapter (tnt_ref.conformance.adapters), or a built-in: reference "
                         "(tnt-ref itself), broken_column_major_vec, broken_no_trace_normalisation, broken_inverse_skipped, "
                         "broken_stats_off_by_batch_size, broken_transpose_not_undone (default: reference)")
-    p.add_argument("--json", help="write the report as JSON to this new file")
-    p.add_argument("--out", default="tnt-ref-out/conform", help="folder for the reproducer .npz of a mismatch")
-    p.add_argument("--case", action="append", choices=list(CASE_NAMES), help="run only these cases (repeatable)")
+    p.add_argument("--json", help="write the report as JSON to this new file (default: none)")
+    p.add_argument("--out", default="tnt-ref-out/conform", help="folder for the reproducer .npz of a mismatch (default: %(default)s)")
+    p.add_argument("--case", action="append", choices=list(CASE_NAMES), help="run only these cases (repeatable; default: all)")
     p.set_defaults(func=_cmd_conform)

@@ -39,13 +39,16 @@ def _cmd_vectors(args) -> int:
 
 def add_parsers(sub) -> None:
     est = sub.add_parser("estimators", help="compare TNT, MLE and Frobenius estimators on tensor-normal data")
-    est.add_argument("--shape", type=shape, default=(6, 5, 4), help="tensor shape, e.g. 6,5,4")
-    est.add_argument("--n", type=positive_int, nargs="+", default=[30, 100, 300, 1000, 3000])
-    est.add_argument("--seed", type=nonneg_int, default=0)
+    est.add_argument("--shape", type=shape, default=(6, 5, 4), help="tensor shape (default: 6,5,4)")
+    est.add_argument("--n", type=positive_int, nargs="+", default=[30, 100, 300, 1000, 3000], metavar="N",
+                     help="sample sizes, one row group each (default: 30 100 300 1000 3000)")
+    est.add_argument("--seed", type=nonneg_int, default=0,
+                     help="seed of the covariance factors and the samples (default: %(default)s)")
     est.set_defaults(func=_cmd_estimators)
 
     vec = sub.add_parser("vectors", help="write known-answer test vectors (.npz), see docs/vectors.md")
-    vec.add_argument("--out", required=True, help="folder for the .npz files")
+    vec.add_argument("--out", required=True, help="folder for the .npz files (required)")
     vec.add_argument("--overwrite", action="store_true", help="replace vectors written earlier in --out (default: refuse)")
-    vec.add_argument("--seed", type=nonneg_int, default=0)
+    vec.add_argument("--seed", type=nonneg_int, default=0,
+                     help="seed of the random inputs written into the vectors (default: %(default)s)")
     vec.set_defaults(func=_cmd_vectors)

@@ -11,7 +11,6 @@ code 3, naming the last good epoch and its loss.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sys
 import time
@@ -26,18 +25,18 @@ DEMO_EPOCHS = 30
 #: for both on this problem (docs/results/autoencoder).
 DEMO_DAMPING = {"tnt": [1e-2], "tnt-ef": [3e-2]}
 
-#: Epochs per run of ``tnt-ref compare`` when neither --epochs nor --budget-seconds is given.
-DEFAULT_EPOCHS = 30
-
 #: Exit codes.
 EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
-#: Optimizer hyperparameter flags: (flag, keyword, type, help). ``None`` defaults mean the problem's setting.
+#: Optimizer hyperparameter flags: (flag, keyword, type, help). ``None`` defaults mean the problem's setting, which is
+#: the optimizer's own default except the intervals T1, T2 and mnist-autoencoder's dampings (tests/test_cli.py checks
+#: the defaults named here).
 _HYPER_FLAGS = [
     ("--damping", "damping", positive_float,
-     "damping eps (tnt, tnt-ef, kfac, shampoo, kl-shampoo; default: 1e-2, shampoo 1e-4, kl-shampoo 1e-3; compare "
-     "tunes tnt's and tnt-ef's over --damping-grid and kl-shampoo's over 1e-4 1e-3 1e-2 unless this is given)"),
+     "damping eps (tnt, tnt-ef, kfac, shampoo, kl-shampoo; default: the optimizer's own, 1e-2 for tnt, tnt-ef and "
+     "kfac, 1e-4 for shampoo, 1e-3 for kl-shampoo; on mnist-autoencoder 0.1, kfac 0.3; compare tunes tnt's and "
+     "tnt-ef's over --damping-grid and kl-shampoo's over 1e-4 1e-3 1e-2 unless this is given)"),
     ("--T1", "T1", positive_int, "steps between statistics updates (tnt, tnt-ef, kfac, shampoo, kl-shampoo, soap; "
                                  "default: 1 on the autoencoder, 5 on mlp and cnn)"),
     ("--T2", "T2", positive_int, "steps between inverse (soap: eigenbasis) updates (default: 20 on the autoencoder, 25 "
@@ -49,8 +48,8 @@ _HYPER_FLAGS = [
     ("--b1", "b1", unit_float, "first-moment decay (adam, soap; default: 0.9, soap 0.95)"),
     ("--b2", "b2", unit_float, "second-moment decay (adam, soap; default: 0.999, soap 0.95)"),
     ("--eps", "eps", positive_float, "epsilon added to the root of the second moment (adam, soap; default: 1e-8)"),
-    ("--floor", "floor", positive_float, "smallest eigenvalue kept before an inverse root (shampoo 1e-12, kl-shampoo "
-                                         "1e-30)"),
+    ("--floor", "floor", positive_float, "smallest eigenvalue kept before an inverse root (shampoo, kl-shampoo; "
+                                         "default: shampoo 1e-12, kl-shampoo 1e-30)"),
     ("--stat-scale", "stat_scale", str, "tnt's statistics: moments of the batch-mean gradient, mean of the per-example "
                                         "moments, moments of the summed gradient over m, or per-example over m "
                                         "(default: batch-mean)"),
@@ -87,7 +86,7 @@ def _add_hyper(p) -> None:
 
 
 def _hyper(args) -> dict:
-    return {dest: getattr(args, f"hp_{dest}") for _, dest, _, _ in _HYPER_FLAGS if getattr(args, f"hp_{dest}") is not None}
+    return {dest: getattr(args, f"hp_{dest}") for _, dest, *_ in _HYPER_FLAGS if getattr(args, f"hp_{dest}") is not None}
 
 
 def _accepted(optimizer: str) -> set:
@@ -114,14 +113,8 @@ def _check_data(args):
 # ----------------------------------------------------------------------------- train
 def _cmd_train(args) -> int:
     from ..files import Outputs  # noqa: PLC0415
-    from ..optim import OPTIMIZERS  # noqa: PLC0415
-    from ..training import PROBLEMS  # noqa: PLC0415
 
-    _check_resume_overwrite(args)
-    if args.problem not in PROBLEMS:
-        raise ValueError(f"unknown --problem {args.problem!r}; valid: {sorted(PROBLEMS)}.")
-    if args.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown --optimizer {args.optimizer!r}; valid: {list(OPTIMIZERS)}.")
+    _check_resume_overwrite(args)  # --problem and --optimizer: argparse's choices
     if args.epochs is None and args.seconds is None and args.budget_seconds is None:
         raise ValueError("give a budget: --epochs, --seconds (wall) and/or --budget-seconds (process time).")
     ds = _check_data(args)
@@ -225,7 +218,7 @@ def _train_seeds(args, hyper: dict, ds) -> int:
             shutil.rmtree(runs, ignore_errors=True)
             summary_path.unlink(missing_ok=True)
         try:
-            recs = run_grid(specs, runs, jobs=args.jobs, resume=True, log=lambda t: print(t, flush=True))
+            recs = run_grid(specs, runs, jobs=args.jobs, resume=True, log=lambda t: print(t, flush=True), desc="seeds")
         except KeyboardInterrupt:
             n = len(list(runs.glob("*.json"))) if runs.is_dir() else 0
             print(f"tnt-ref train: interrupted (Ctrl-C); kept {n} finished runs in {runs}; rerun the same command "
@@ -237,15 +230,21 @@ def _train_seeds(args, hyper: dict, ds) -> int:
 def _seeds_summary(args, recs, runs: Path, summary_path: Path) -> int:
     from ..files import atomic_write_json  # noqa: PLC0415
     from ..training import mean_ci  # noqa: PLC0415
+    from ..training.stats import METHODS  # noqa: PLC0415
 
     ok = [r for r in recs if not r["diverged"]]
     fin = {k: [r["history"][-1][k] for r in ok] for k in ("train_loss", "test_loss", "test_accuracy", "val_loss")}
+    trials = {"test_accuracy": recs[0]["config"].get("n_test")}
+    scale = {k: "logit" if k == "test_accuracy" else "log" for k in fin}
     summary = {"config": recs[0]["config"], "seeds": list(args.seeds), "diverged_seeds": [r["spec"]["seed"] for r in recs if r["diverged"]],
-               **{f"final_{k}": (None if any(v is None for v in vals) else mean_ci(vals)) for k, vals in fin.items()}}
+               "intervals": {"losses": METHODS["log"], "accuracies": METHODS["logit"]},
+               **{f"final_{k}": (None if not vals or any(v is None for v in vals) else
+                                 mean_ci(vals, scale=scale[k], trials=trials.get(k))) for k, vals in fin.items()}}
     atomic_write_json(summary_path, summary)
     s = summary["final_train_loss"]
     print(f"{len(ok)}/{len(recs)} seeds finished; final train loss {s['mean']:.5g} "
-          + (f"[{s['ci_low']:.5g}, {s['ci_high']:.5g}] (95% CI)" if s and s.get("ci_low") is not None else "")
+          + (f"[{s['ci_low']:.5g}, {s['ci_high']:.5g}] (geometric mean [95% CI on the log scale])"
+             if s and s.get("ci_low") is not None else "(one seed: no interval)")
           + f"; wrote {summary_path} and {runs}/" if ok else f"every seed diverged; wrote {summary_path}")
     if summary["diverged_seeds"]:
         print(f"tnt-ref train: seeds {summary['diverged_seeds']} diverged (see {runs}/*.json).", file=sys.stderr)
@@ -265,7 +264,7 @@ def _cmd_compare(args) -> int:
     if args.epochs is not None and args.budget_seconds is not None:
         raise ValueError("give --epochs or --budget-seconds (process time per run), not both.")
     if args.epochs is None and args.budget_seconds is None:
-        args.epochs = DEFAULT_EPOCHS
+        args.epochs = _problem_epochs(args.problem)
     _check_data(args)
     outs = Outputs()
     out = outs.folder(args.out, "--out")
@@ -285,7 +284,7 @@ def _cmd_compare(args) -> int:
         scheduler = stack.enter_context(connect(args.scheduler)) if args.scheduler else None
         print(f"{args.problem}: tuning on {args.tune_seeds} seed{'s' * (args.tune_seeds != 1)} over the validation split, "
               f"then {args.seeds} fresh seed{'s' * (args.seeds != 1)}; "
-              + (f"{args.epochs} epochs per run; " if args.budget_seconds is None else
+              + (f"{args.epochs} epoch{'s' * (args.epochs != 1)} per run; " if args.budget_seconds is None else
                  f"{args.budget_seconds:g} s of process time per run; ")
               + (f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs} local job(s)"), flush=True)
         kw = {"optimizers": args.optimizers} if args.optimizers else {}
@@ -317,9 +316,15 @@ def _cmd_demo(args) -> int:
     args.damping_grids = DEMO_DAMPING
     args.dtype, args.divergence_factor, args.val_size = "float64", _default_factor(), _default_val()
     args.budget_seconds, args.data = None, None
-    for _, dest, _, _ in _HYPER_FLAGS:
+    for _, dest, *_ in _HYPER_FLAGS:
         setattr(args, f"hp_{dest}", None)
     return _cmd_compare(args)
+
+
+def _problem_epochs(problem: str) -> int:
+    from ..training import get_problem  # noqa: PLC0415
+
+    return get_problem(problem).epochs
 
 
 def _default_factor() -> float:
@@ -364,12 +369,14 @@ def _add_grid(p) -> None:
 
 def add_parsers(sub) -> None:
     from ..optim import OPTIMIZERS  # noqa: PLC0415
+    from ..training import PROBLEMS  # noqa: PLC0415
 
     tr = sub.add_parser("train", help="one training run on the digits data")
-    tr.add_argument("--problem", required=True, help="autoencoder, mlp or cnn (digits), or mnist-autoencoder (--data) "
-                                                     "(required)")
+    tr.add_argument("--problem", required=True, choices=list(PROBLEMS),
+                    help="the problem: autoencoder, mlp, cnn on the bundled digits; mnist-autoencoder on an "
+                         "MNIST-format folder (--data) (required)")
     _add_data(tr)
-    tr.add_argument("--optimizer", required=True, help=f"one of {', '.join(OPTIMIZERS)} (required)")
+    tr.add_argument("--optimizer", required=True, choices=list(OPTIMIZERS), help="the optimizer (required)")
     tr.add_argument("--lr", type=positive_float, required=True, help="learning rate (required)")
     tr.add_argument("--epochs", type=positive_int, default=None, help="budget in epochs (default: none; give it or --seconds)")
     tr.add_argument("--seconds", type=positive_float, default=None,
@@ -385,7 +392,8 @@ def add_parsers(sub) -> None:
                          "95%% CI; default: one run with --seed)")
     tr.add_argument("--out", default="tnt-ref-out/train", help="output folder (default: %(default)s)")
     tr.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT/checkpoint.npz)")
-    tr.add_argument("--backend", default="numpy", help="numpy or cupy (default: numpy)")
+    tr.add_argument("--backend", default="numpy", choices=["numpy", "cupy"],
+                    help="where data and parameters are created (default: %(default)s)")
     tr.add_argument("--jobs", type=positive_int, default=1, help="worker processes for --seeds (default: 1)")
     _add_common(tr, val_default=0)
     _add_hyper(tr)
@@ -393,13 +401,14 @@ def add_parsers(sub) -> None:
 
     cmp_ = sub.add_parser("compare", help="every optimizer tuned on a validation split, reported over fresh seeds "
                                           "with 95%% intervals (docs/reproduction.md)")
-    cmp_.add_argument("--problem", required=True, choices=["autoencoder", "mlp", "cnn", "mnist-autoencoder"],
+    cmp_.add_argument("--problem", required=True, choices=list(PROBLEMS),
                       help="the problem: autoencoder, mlp, cnn on the bundled digits; mnist-autoencoder, the paper's "
                            "784-1000-500-250-30 autoencoder on an MNIST-format folder (--data) (required)")
     cmp_.add_argument("--out", required=True, help="output folder (required)")
     _add_data(cmp_)
     cmp_.add_argument("--epochs", type=positive_int, default=None,
-                      help=f"epochs per run (default: {DEFAULT_EPOCHS} unless --budget-seconds is given)")
+                      help="epochs per run (default: the problem's, "
+                           + ", ".join(f"{k} {v.epochs}" for k, v in PROBLEMS.items()) + ", unless --budget-seconds is given)")
     cmp_.add_argument("--budget-seconds", type=positive_float, default=None, metavar="SECONDS",
                       help="the paper's protocol instead of epochs: training process time per run (one BLAS thread; "
                            "checked after every step; warm start and evaluations not counted), scored by the best "

@@ -142,6 +142,7 @@ def approximation_ladder(
     max_v_bytes: int | None = None,
     methods: Iterable[str] | None = None,
     log=None,
+    progress=None,
 ) -> LadderResult:
     """Every Kronecker approximation of each exact Fisher block, with metrics (spec sections 4, 5).
 
@@ -194,7 +195,9 @@ def approximation_ladder(
     dense when the block fits in ``min(max_block_bytes, AUTO_BLOCK_BYTES)`` (64 MiB: beyond it the
     dense metrics' ``O(D^3)`` factorizations cost more than the gram path), gram otherwise. Each row records its
     ``exact_path``. ``methods`` restricts the ladder (default :data:`METHODS`); ``log`` is called
-    with one progress line per layer and stage.
+    with one progress line per layer and stage; ``progress(done, total, note)`` after every stage
+    and every method's metrics, with ``done`` and ``total`` in rough flops (so that a time estimate
+    follows the work: a dense layer costs ``D^3``, a gram layer ``N^2 (N + D)``, ``N = n x outputs``).
     """
     check_positive(damping, "damping")
     if exact not in ("dense", "gram", "auto"):
@@ -217,16 +220,19 @@ def approximation_ladder(
         D = math.prod(shapes[nm])
         fits = D * D * (8 if params[nm].dtype == xp.float64 else 4) <= min(max_block_bytes, AUTO_BLOCK_BYTES)
         path[nm] = "dense" if exact == "dense" or (exact == "auto" and fits) or len(shapes[nm]) == 1 else "gram"
+    work = _Work(progress, names, shapes, path, n, n * net.n_outputs, methods, n_mc)
     dense_names = [nm for nm in names if path[nm] == "dense"]
     gram_names = [nm for nm in names if path[nm] == "gram"]
     say(f"exact pass: mode moments, KFAC factors{', dense blocks of ' + str(dense_names) if dense_names else ''}")
     exact_stats = _expectation_pass(net, params, X, names, blocks=bool(dense_names), moments=True, kfac=True,
                                     conv_modes=conv_modes, max_block_bytes=max_block_bytes, block_names=dense_names)
     F_all, moments, kfac = exact_stats["blocks"], exact_stats["moments"], exact_stats["kfac"]
+    work.done("exact", "exact pass")
     lowrank = {}
     if gram_names:
         say(f"gram pass: V of {gram_names}")
         lowrank = fg.lowrank_blocks(net, params, X, gram_names, conv_modes=conv_modes, max_v_bytes=max_v_bytes, log=say)
+        work.done("gram", "gram pass")
     # data-label gradients (Shampoo's statistics and the mini-batch gradient g), factored
     emp = net.per_example_grads_factored(params, X, y)
     grad = {nm: _mean_grad(emp[nm], n, net.param_shapes[nm]) for nm in names}
@@ -258,6 +264,7 @@ def approximation_ladder(
                     kl_online[nm] = (_kl_init(st, damping) if nm not in kl_online else
                                      _kl_step(st, kl_online[nm], n_batches / (n_batches + 1), damping))
             n_batches += 1
+    work.done("sampled", "sampled labels")
     out = LadderResult()
     for nm in names:
         shape, tshape = net.param_shapes[nm], shapes[nm]
@@ -269,6 +276,7 @@ def approximation_ladder(
         if not np.any(F if blk is None else blk.diag()):  # a dead tensor: F = 0 (every PSD F with zero diagonal is 0)
             say(f"{nm}: the exact block is zero (no input moves this tensor's loss): skipped, no relative error exists")
             out.skipped.append({"layer": nm, "shape": list(shape), "reason": "the exact Fisher block is zero"})
+            work.skip(nm, f"{nm}: skipped (zero block)")
             continue
         approx: dict = {}
         approx["tnt-exact"] = ("kron", [to_numpy(u) for u in tnt_factors_from_moments(moments[nm])])
@@ -281,11 +289,13 @@ def approximation_ladder(
                 approx["mle"] = ("dense", F)  # k = 1: every SPD matrix is in the family
             else:
                 approx["mle"] = ("kron", _mle_block(F, tshape, damping) if blk is None else fg.mle_lowrank(blk, damping))
+            work.done(nm, f"{nm}: mle fit")
         if "frobenius" in methods:
             if k == 1:
                 approx["frobenius"] = ("dense", F)
             else:
                 approx["frobenius"] = ("kron", _frobenius_dense(F, tshape) if blk is None else fg.frobenius_fit_lowrank(blk))
+            work.done(nm, f"{nm}: frobenius fit")
         if nm in kfac:
             approx["kfac"] = ("kron", [to_numpy(m) for m in kfac[nm]])
         elif k == 1:
@@ -301,13 +311,16 @@ def approximation_ladder(
             approx["shampoo-exact"] = ("kron", _shampoo_from_moments(_host(moments[nm])))
         if "shampoo2" in methods:
             approx["shampoo2"] = ("kron", _power_steps(st))
+            work.done(nm, f"{nm}: shampoo2 fit")
         if "soap" in methods:
             approx["soap"] = ("eigen", _soap(st))
+            work.done(nm, f"{nm}: soap fit")
         if "kl-shampoo" in methods:
             res = _kl_fixed_point(st, damping, (k - 1) / k, tol=KL_TOL)
             say(f"{nm}: KL-Shampoo's fixed point after {res.n_steps} steps"
                 + ("" if res.converged else f" (NOT converged: last change {res.changes[-1]:.2g})"))
             approx["kl-shampoo"] = ("kron", res.factors)
+            work.done(nm, f"{nm}: kl-shampoo fixed point ({res.n_steps} steps)")
         if nm in kl_online:
             approx["kl-shampoo-batch-mean"] = ("kron", _normalize(kl_online[nm]))
         if blk is None:
@@ -315,6 +328,7 @@ def approximation_ladder(
         else:
             ex = fg.exact_side(blk, g, damping, n_spectrum=_N_SPECTRUM)
             out.spectra[nm] = {"exact": ex.spectrum}
+        work.done(nm, f"{nm}: spectrum")
         for method in methods:
             if method not in approx:
                 continue
@@ -328,7 +342,60 @@ def approximation_ladder(
                 row.update(fg.lowrank_metrics(blk, ex, (kind, val), g, damping))
             out.rows.append(row)
             out.spectra[nm][method] = _top(spectrum)
+            work.done(nm, f"{nm}: {method}")
+    work.finish()
     return out
+
+
+#: The ladder's fits that factorize or iterate at a layer's size (one progress unit each, as each method's metrics).
+_FITS = ("mle", "frobenius", "shampoo2", "soap", "kl-shampoo")
+
+
+class _Work:
+    """Progress of the ladder in rough flops: ``progress(done, total, note)`` after each stage (no-op without it).
+
+    A layer's work is counted in units of one factorization of its size (``D^3`` dense, ``N^2 (N + D)``
+    gram): one for its spectrum (with the cheap fits), one per fit of :data:`_FITS` and one per method's
+    metrics; the exact, gram and sampled-label passes by their products.
+    """
+
+    def __init__(self, progress, names, shapes, path, n, N, methods, n_mc):
+        self.progress = progress
+        D = {nm: float(math.prod(shapes[nm])) for nm in names}
+        units = 1 + len(methods) + sum(m in _FITS for m in methods)
+        self.share = {nm: D[nm] ** 3 if path[nm] == "dense" else float(N) ** 2 * (N + D[nm]) for nm in names}
+        self.left = {nm: units for nm in names}
+        self.step = {"exact": float(N) * sum(D[nm] ** 2 if path[nm] == "dense" else D[nm] for nm in names),
+                     "gram": float(N) * sum(D[nm] for nm in names if path[nm] == "gram"),
+                     "sampled": float(n_mc) * n * sum(D[nm] * sum(shapes[nm]) for nm in names)}
+        has_gram = any(path[nm] == "gram" for nm in names)
+        self.total = (units * sum(self.share.values()) + self.step["exact"] + self.step["sampled"]
+                      + (self.step["gram"] if has_gram else 0.0))
+        self.so_far = 0.0
+
+    def _add(self, amount: float, note: str) -> None:
+        self.so_far = min(self.so_far + amount, self.total)
+        if self.progress is not None:
+            self.progress(self.so_far, self.total, note)
+
+    def done(self, stage: str, note: str) -> None:
+        """A pass (``"exact"``, ``"gram"``, ``"sampled"``) or one unit of layer ``stage`` finished."""
+        if stage in self.step:
+            self._add(self.step[stage], note)
+        else:
+            self.left[stage] -= 1
+            self._add(self.share[stage], note)
+
+    def skip(self, name: str, note: str) -> None:
+        """Layer ``name`` skipped: its units all at once."""
+        self._add(self.left[name] * self.share[name], note)
+        self.left[name] = 0
+
+    def finish(self) -> None:
+        """All done (a layer may have fewer rows than methods: its unused units are skipped here)."""
+        if self.progress is not None and self.so_far < self.total:
+            self.so_far = self.total
+            self.progress(self.total, self.total, "done")
 
 
 _N_SPECTRUM = 2048

@@ -65,7 +65,7 @@ def kfac(
     *,
     momentum: float = 0.9,
     decay: float = 0.9,
-    damping: float = 1e-3,
+    damping: float = 1e-2,
     T1: int = 1,
     T2: int = 20,
     weight_decay: float = 0.0,

@@ -173,7 +173,7 @@ def tnt(
     *,
     momentum: float = _MOMENTUM,
     decay: float = 0.9,
-    damping: float = 1e-3,
+    damping: float = 1e-2,
     T1: int = _T1,
     T2: int = _T2,
     weight_decay: float = 0.0,

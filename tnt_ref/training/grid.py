@@ -3,7 +3,7 @@
 * :class:`RunSpec` — one run: (problem, optimizer, learning rate, other hyperparameters, seed,
   epochs or a process-time budget, dtype, validation size, divergence factor, data set). Its
   :meth:`~RunSpec.key` names its file.
-* :func:`run_one` — one run with the BLAS threads capped (threadpoolctl); returns a JSON record.
+* :func:`run_one` — one run with the BLAS threads capped (:func:`tnt_ref.runtime.blas_threads`); returns a JSON record.
 * :func:`run_grid` — every spec through ``joblib.Parallel``: ``jobs=1`` serially in this process,
   ``jobs=N`` on N local worker processes (loky), or on a Dask cluster through joblib's ``dask``
   backend (``scheduler="tcp://host:8786"`` or a ``distributed.Client``) with no other change.
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from contextlib import nullcontext as _nullcontext
@@ -36,6 +34,7 @@ import numpy as np
 
 from .._validation import warn
 from ..files import atomic_write_json
+from ..runtime import Progress, blas_threads, thread_count
 from .checkpoint import history_problem
 from .runner import run
 from .step import DivergedError
@@ -88,20 +87,20 @@ class RunSpec:
         return f"{self.optimizer}_lr{self.learning_rate:g}{kw}_s{self.seed}_{h}"
 
     def label(self) -> str:
-        kw = "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in self.opt_kwargs)
-        return f"{self.optimizer} lr={self.learning_rate:g}{kw} seed {self.seed}"
+        """For progress lines: 3 significant digits (``lr=3.33e-06``, not ``3.33333e-06``)."""
+        kw = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in self.opt_kwargs)
+        return f"{self.optimizer} lr={self.learning_rate:.3g}{kw} seed {self.seed}"
 
 
-def run_one(spec: RunSpec, threads: int = 1) -> dict:
-    """Run ``spec`` with at most ``threads`` BLAS threads; return its record (JSON-ready).
+def run_one(spec: RunSpec, threads: int | None = None) -> dict:
+    """Run ``spec`` with at most ``threads`` BLAS threads (default: the package's policy,
+    :func:`tnt_ref.runtime.thread_count`, 1); return its record (JSON-ready).
 
     The record holds ``spec`` (the identity), ``config`` (the run's full configuration),
     ``initial_train_loss``, ``history``, ``diverged``, ``message`` and ``last_good_epoch``. A
     diverged run is a result: its good epochs are kept and it is never an error here.
     """
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
-
-    with threadpool_limits(limits=threads):
+    with blas_threads(threads):
         try:
             r = run(spec.problem, spec.optimizer, spec.learning_rate, epochs=spec.epochs, seed=spec.seed,
                     batch_size=spec.batch_size, progress=False, opt_kwargs=dict(spec.opt_kwargs), dtype=spec.dtype,
@@ -194,10 +193,11 @@ def run_grid(
     jobs: int = 1,
     scheduler=None,
     resume: bool = True,
-    threads: int = 1,
+    threads: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     describe: Callable[[dict], str] | None = None,
+    desc: str = "runs",
 ) -> list[dict]:
     """Run every spec (those with a record in ``runs_dir`` are skipped when ``resume``); return the records in order.
 
@@ -208,37 +208,35 @@ def run_grid(
     scheduler : str or distributed.Client, optional
         A Dask scheduler address (``"tcp://10.0.0.1:8786"``) or a client: joblib's ``dask`` backend
         sends every run to the cluster's workers (each needs tnt-ref installed).
-    threads : int
-        BLAS threads per run (threadpoolctl), whatever the scheduling: 1 keeps runs bit-identical
-        across schedules and two runs from fighting over one core.
+    threads : int, optional
+        BLAS threads per run, whatever the scheduling (default: the package's policy,
+        :func:`tnt_ref.runtime.thread_count`, read here and sent to every worker): 1 keeps runs
+        bit-identical across schedules and two runs from fighting over one core.
     progress : bool, optional
         A tqdm bar (run k of N, time left) on a terminal; otherwise (``None`` on a non-terminal, or
-        ``False``) ``log`` gets one line per finished run with the same count and estimate.
+        ``False``) ``log`` gets one line per finished run with the same count and estimate
+        (:class:`tnt_ref.runtime.Progress`). The count and the estimate cover the runs still to
+        do: runs already on disk (``resume``) are counted before the first line.
+    desc : str
+        The head of the progress line (e.g. ``"tuning round 2"``).
     """
     from joblib import delayed  # noqa: PLC0415
 
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ValueError(f"`jobs` must be a positive int; got jobs={jobs!r}.")
+    threads = thread_count() if threads is None else threads
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
     specs = list(dict.fromkeys(specs))
     done = load_records(runs_dir, specs) if resume else {}
     todo = [s for s in specs if s not in done]
-    n_total = len(specs)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm  # noqa: PLC0415
-
-        bar = tqdm(total=n_total, initial=n_total - len(todo), unit="run", dynamic_ncols=True)
+    if log is not None:
+        again = f" ({len(done)} of {len(specs)} already done)" if done else ""
+        log(f"{desc}: {len(todo)} run{'s' * (len(todo) != 1)} to do{again}")
     if todo:
-        from tqdm import tqdm as _tq  # noqa: PLC0415
-
+        bar = Progress(len(todo), desc, "run", enabled=progress, log=log if log is not None else (lambda t: None))
         serial = jobs == 1 and scheduler is None
         ctx, n_jobs = _backend(int(jobs), scheduler) if not serial else (None, 1)
-        t0 = time.perf_counter()
-        k = 0
         try:
             with ctx if ctx is not None else _nullcontext():
                 if serial:
@@ -252,18 +250,9 @@ def run_grid(
                     spec = next(s for s in todo if json.loads(json.dumps(s.identity())) == rec["spec"])
                     atomic_write_json(runs_dir / f"{spec.key()}.json", rec)
                     done[spec] = rec
-                    k += 1
                     text = describe(rec) if describe else ("diverged" if rec["diverged"] else
                                                           f"train loss {rec['history'][-1]['train_loss']:.4g}")
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix_str(f"{spec.label()}: {text}"[:60])
-                    elif log is not None:
-                        el = time.perf_counter() - t0
-                        left = _tq.format_interval(el / k * (len(todo) - k))
-                        log(f"[{n_total - len(todo) + k}/{n_total}] {spec.label()}: {text} "
-                            f"({_tq.format_interval(el)} elapsed, ~{left} left)")
+                    bar.advance(1, f"{spec.label()}: {text}")
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
     return [done[s] for s in specs]

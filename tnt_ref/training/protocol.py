@@ -101,6 +101,10 @@ def compare(
 ) -> dict:
     """The protocol of ``docs/reproduction.md``: tune on a validation split, report on fresh seeds with 95% intervals.
 
+    ``epochs`` per run defaults to the problem's (:data:`~tnt_ref.training.PROBLEMS`: autoencoder 40,
+    mlp 20, cnn 15, the study of ``docs/reproduction.md``; mnist-autoencoder 30) unless ``budget_seconds``
+    is given.
+
     1. **Tuning.** For every optimizer, every learning rate of its grid (and, for TNT, TNT-EF and
        KL-Shampoo, every damping of :data:`DAMPING_GRIDS`) on ``tune_seeds`` seeds ``0, 1, ...``. A
        configuration is scored by its mean final *validation* metric (the last ``val_size``
@@ -110,11 +114,14 @@ def compare(
        best learning rate is at an end of its grid, the grid is widened by one log step on that
        side, up to ``widen`` times; an end that is still best is flagged ``lr_at_edge``.
     2. **Report.** The chosen configuration of every optimizer on ``seeds`` fresh seeds
-       ``1000, 1001, ...``: mean and Student-t 95% intervals of the final training loss, test loss,
-       test accuracy, and the epochs and seconds to reach SGD-m's mean final training loss (over the
-       seeds that reach it; the fraction is given), and the claims' verdicts (:func:`grid.verdict`).
+       ``1000, 1001, ...``: centers and 95% intervals (:mod:`~tnt_ref.training.stats`: geometric
+       means and log-scale intervals for losses, epochs and seconds; logit-scale ones for
+       accuracies) of the final training loss, test loss, test accuracy, and the epochs and seconds
+       to reach SGD-m's geometric mean final training loss (over the seeds that reach it; the
+       fraction is given), and the claims' verdicts (:func:`~tnt_ref.training.stats.verdict`, on
+       the same scales; a claim involving an optimizer tuned to the edge of its grid carries a caveat).
 
-    **Budgets.** ``epochs`` per run (default 10), or ``budget_seconds`` of training process time
+    **Budgets.** ``epochs`` per run (default: the problem's), or ``budget_seconds`` of training process time
     per run, the paper's protocol [code]: each run stops within one step of its budget (the warm
     start and the evaluations are not counted, as in the authors' timer), every history row carries
     ``epoch``, ``step`` and ``process_time``, and a run's score is its **best** loss within the
@@ -131,7 +138,7 @@ def compare(
     ``table.md`` and ``loss.png``. ``jobs`` and ``scheduler`` fan the runs out (:func:`grid.run_grid`);
     the results do not depend on them.
     """
-    from ..plots import plot_budget, plot_training  # noqa: PLC0415
+    from ..plots import plot_results  # noqa: PLC0415
 
     prob = get_problem(problem)
     optimizers = list(optimizers)
@@ -145,7 +152,7 @@ def compare(
     if budget_seconds is not None:  # finite: an infinite budget would train forever
         budget_seconds = check_positive(budget_seconds, "budget_seconds")
     if epochs is None and budget_seconds is None:
-        epochs = 10
+        epochs = prob.epochs
     for name, v, low in (("tune_seeds", tune_seeds, 1), ("seeds", seeds, 1), ("widen", widen, 0)):
         _int_arg(v, name, low)
     if epochs is not None:
@@ -209,9 +216,8 @@ def compare(
         return f"train loss {h['train_loss']:.4g}, val loss {h['val_loss']:.4g}{acc}"
 
     def grid(specs, what):
-        log(f"{what}: {len(specs)} runs")
         return run_grid(specs, runs_dir, jobs=jobs, scheduler=scheduler, resume=True, progress=progress, log=log,
-                        describe=describe)
+                        describe=describe, desc=what)
 
     # ---------------------------------------------------------------- 1. tuning on the validation split
     tuning: dict = {}
@@ -261,12 +267,13 @@ def compare(
     report_seeds = list(range(REPORT_SEED0, REPORT_SEED0 + seeds))
     chosen = {o: t["best"] for o, t in tuning.items() if t["best"] is not None}
     specs = [spec(o, c["learning_rate"], s, c["opt_kwargs"], "report") for o, c in chosen.items() for s in report_seeds]
-    recs = grid(specs, f"report: {len(chosen)} optimizers x {seeds} fresh seeds") if specs else []
+    recs = grid(specs, f"report ({len(chosen)} optimizer{'s' * (len(chosen) != 1)} x {seeds} fresh seed{'s' * (seeds != 1)})") \
+        if specs else []
     runs = [{"optimizer": sp.optimizer, "learning_rate": sp.learning_rate, "seed": sp.seed,
              "opt_kwargs": dict(sp.opt_kwargs), "diverged": r["diverged"], "message": r["message"],
              "config": r["config"], "initial_train_loss": r["initial_train_loss"], "history": r["history"]}
             for sp, r in zip(specs, recs)]
-    results = {"schema": "tnt-ref compare 2", "problem": problem,
+    results = {"schema": "tnt-ref compare 3", "problem": problem,
                "config": {"epochs": epochs, "budget_seconds": budget_seconds, "data": data_info, "optimizers": optimizers, "tune_seeds": list(range(tune_seeds)),
                           "report_seeds": report_seeds, "val_size": int(val_size), "dtype": dtype,
                           "divergence_factor": float(divergence_factor), "widen": widen,
@@ -277,11 +284,6 @@ def compare(
                "tuning": tuning, "runs": runs}
     results.update(summarize(results))
     atomic_write_json(out_dir / "results.json", results)
-    on = "digits" if data_info is None else data_info["name"]
-    title = f"{problem} on {on}: chosen configuration per optimizer, mean and 95% CI over {seeds} fresh seeds"
-    if budget_seconds is None:
-        plot_training(results, out_dir / "loss.png", title=title)
-    else:
-        plot_budget(results, out_dir / "loss.png", title=title + f", {budget_seconds:g} s process time each")
+    plot_results(results, out_dir / "loss.png")  # plot_budget under a budget; the title says seeds, scale and data
     atomic_write_text(out_dir / "table.md", results_table(results))
     return results

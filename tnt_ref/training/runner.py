@@ -187,7 +187,8 @@ def _run(
         raise ValueError(f"`batch_size` must be in [1, {n}]; got batch_size={m}.")
     meta = {"problem": problem, "optimizer": optimizer, "learning_rate": float(learning_rate), "batch_size": m,
             "seed": seed, "hyper": opt.hyper, "model": net.spec, "backend": backend, "dtype": dtype,
-            "val_size": val_size, "divergence_factor": float(divergence_factor)}
+            "val_size": val_size, "divergence_factor": float(divergence_factor),
+            "n_test": int(ds.X_test.shape[0])}  # the test images behind each accuracy (its interval's trials)
     if ds.fingerprint:  # data read from disk (digits runs keep the configuration they always had)
         meta["data"] = {"name": ds.name, "folder": ds.source, "fingerprint": ds.fingerprint,
                         "n_train": n_fit, "n_val": val_size, "n_test": int(ds.X_test.shape[0])}
