@@ -12,7 +12,7 @@ mkdir -p tnt-ref-out
 LOAD=$!
 echo "=== start $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/time -f "wall %e s" python -m tnt_ref compare --problem mnist-autoencoder --data /usr/share/datasets/fashion-mnist \
-    --budget-seconds 90 --dtype float32 --tune-seeds 1 --seeds 3 --widen 1 --damping-grid-ef 0.1 --jobs 2 \
+    --budget-seconds 90 --dtype float32 --tune-seeds 2 --seeds 3 --widen 1 --damping-grid-ef 0.1 --jobs 2 \
     --optimizers tnt tnt-ef sgd adam kfac shampoo \
     --out tnt-ref-out/fmnist --resume
 echo "=== end $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"
