@@ -113,7 +113,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/bench_readme.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--only", nargs="+", choices=list(COMMANDS), default=None,
                    help="measure only these (default: all, in the order listed)")
-    p.add_argument("--out", default=None, help="write the measurements to this JSON file (default: print only)")
+    p.add_argument("--out", default=None,
+                   help="write the measurements to this JSON file when all are done; until then they are kept, command "
+                        "by command, in FILE.partial (default: print only)")
     p.add_argument("--update", action="store_true",
                    help="keep the other commands' records already in --out and replace those measured now (default: off)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds allowed per command (default: %(default)g)")
@@ -130,6 +132,7 @@ def main(argv=None) -> int:
         if {k: v for k, v in old["machine"].items() if k != "date"} != {k: v for k, v in res["machine"].items() if k != "date"}:
             p.error("--update: the records in --out were measured on another machine or setup; measure all again")
         res = old
+    partial = Path(f"{args.out}.partial") if args.out else None
     for name in args.only or list(COMMANDS):
         print(f"{name}: {COMMANDS[name][1]} ...", flush=True)
         rec = measure(name, args.timeout)
@@ -138,8 +141,10 @@ def main(argv=None) -> int:
         res["runs"].sort(key=lambda r: list(COMMANDS).index(r["name"]))
         print(f"  {rec['wall']} (exit {rec['returncode']}; load average {rec['load_before']} -> {rec['load_after']}): "
               f"{rec['last_line'][:120]}", flush=True)
-        if args.out:  # written as each command finishes
-            Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        if args.out:  # written as each command finishes, beside --out: the test suite measured here reads --out
+            partial.write_text(json.dumps(res, indent=2) + "\n")
+    if args.out:
+        os.replace(partial, args.out)  # the finished record, in one step
     print("\nFor the README:")
     for s in sentences(res):
         print(s)
