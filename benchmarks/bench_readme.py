@@ -89,6 +89,8 @@ def measure(name: str, timeout: float) -> dict:
     if name == "tests":
         m = re.search(r"(\d+) passed(?:, (\d+) skipped)?", p.stdout)
         rec["passed"], rec["skipped"] = (int(m.group(1)), int(m.group(2) or 0)) if m else (None, None)
+        f = re.search(r"(\d+) failed", p.stdout)
+        rec["failed"] = int(f.group(1)) if f else 0
     return rec
 
 
@@ -104,7 +106,9 @@ def sentences(res: dict) -> list[str]:
            f"Python {m['python']}, {m['blas_threads']} BLAS thread(s) per process."]
     for name, r in by.items():
         extra = f", {r['passed']} passed, {r['skipped']} skipped" if name == "tests" and r.get("passed") else ""
-        fail = "" if r["returncode"] in (0, 1) else f" [exit code {r['returncode']}]"
+        if name == "tests" and r.get("failed"):
+            extra += f", {r['failed']} FAILED"
+        fail = "" if r["returncode"] == 0 else f" [exit code {r['returncode']}]"  # a failure is never hidden
         out.append(f"- `{r['command']}`: {at(r)}{extra}{fail}")
     return out
 
