@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m proofs_check") ->
     p = argparse.ArgumentParser(prog=prog, description="Check the TNT paper's theory: symbolic identities, AS.1-AS.4, "
                                 "Theorem 1 (softmax study, tight instance and its controls), the tensor-normal assumption.")
     p.add_argument("--profile", choices=PROFILES, default="full",
-                   help="quick (every check at small sizes) or full (the default; 11 minutes wall with --jobs 2 on a busy "
-                        "2-core machine, docs/theory.md); the README's Timings (benchmarks/bench_readme.py) measures both")
+                   help="quick (every check at small sizes; 44 s) or full (the default; 5 minutes on an idle 2-core machine, "
+                        "the README's Timings by benchmarks/bench_readme.py; 11 minutes with --jobs 2 on a busy one, docs/theory.md)")
     p.add_argument("--checks", nargs="+", default=None, help="run only these checks (default: all)")
     p.add_argument("--json", default=None,
                    help=f"write the results as JSON to this file, rewritten as each check finishes (default: {JSON_NAME} "
