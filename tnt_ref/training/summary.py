@@ -165,6 +165,18 @@ def _num(x: float, fmt: str) -> str:
     return text[:-1] if text.endswith(".") else text
 
 
+def _diverged_configs(t: dict) -> str:
+    """``"k/n"``: the tuning configurations of one optimizer that diverged on a tuning seed."""
+    return f"{sum(c['score'] is None for c in t['configs'])}/{len(t['configs'])}"
+
+
+def _chosen(t: dict) -> tuple[str, str]:
+    """The chosen learning rate and damping as table cells, each flagged "(edge)" when it was not tuned."""
+    lr = f"{t['best']['learning_rate']:.3g}" + (" (edge)" if t["lr_at_edge"] else "")
+    d = t["best"]["damping"]
+    return lr, "–" if d is None else f"{d:.3g}" + (" (edge)" if t["damping_at_edge"] else "")
+
+
 def _ci(s: dict | None, fmt: str = "#.4g") -> str:
     if s is None or s.get("mean") is None:
         return "–"
@@ -212,17 +224,15 @@ def _budget_rows(results: dict) -> list:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o, t in results["tuning"].items():
-        n_div = sum(c["score"] is None for c in t["configs"])
+        n_div = _diverged_configs(t)
         s = results["summary"].get(o)
         if t["best"] is None or s is None or "steps" not in s:
-            lines.append(f"| {o} | none (all diverged) | – | {n_div}/{len(t['configs'])} |" + " – |" * 11)
+            lines.append(f"| {o} | none (all diverged) | – | {n_div} |" + " – |" * 11)
             continue
-        lr = f"{t['best']['learning_rate']:.3g}" + (" (edge)" if t["lr_at_edge"] else "")
-        d = t["best"]["damping"]
-        dmp = "–" if d is None else f"{d:.3g}" + (" (edge)" if t["damping_at_edge"] else "")
+        lr, dmp = _chosen(t)
         e, sec = s["epochs_to_target"], s["seconds_to_target"]
         lines.append(
-            f"| {o} | {lr} | {dmp} | {n_div}/{len(t['configs'])} | {s['diverged']}/{s['seeds']} | "
+            f"| {o} | {lr} | {dmp} | {n_div} | {s['diverged']}/{s['seeds']} | "
             f"{_ci(s['best_train_loss'])} | {_ci(s['final_test_loss'])} | {_ci(s['steps'], '.0f')} | {_ci(s['epochs'], '.2f')} | "
             f"{_ci(s['process_seconds_per_step'], '#.3g')} | {_ci(s['process_seconds_per_step_after_epoch_1'], '#.3g')} | "
             f"{_ci(s['process_seconds_per_epoch'], '#.3g')} | "
@@ -252,17 +262,15 @@ def results_table(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for o, t in results["tuning"].items():
-        n_div = sum(c["score"] is None for c in t["configs"])
+        n_div = _diverged_configs(t)
         s = results["summary"].get(o)
         if t["best"] is None or s is None:
-            lines.append(f"| {o} | none (all diverged) | – | {n_div}/{len(t['configs'])} | – | – | – | – | – | – |")
+            lines.append(f"| {o} | none (all diverged) | – | {n_div} | – | – | – | – | – | – |")
             continue
-        lr = f"{t['best']['learning_rate']:.3g}" + (" (edge)" if t["lr_at_edge"] else "")
-        d = t["best"]["damping"]
-        dmp = "–" if d is None else f"{d:.3g}" + (" (edge)" if t["damping_at_edge"] else "")
+        lr, dmp = _chosen(t)
         e, sec = s["epochs_to_target"], s["seconds_to_target"]
         lines.append(
-            f"| {o} | {lr} | {dmp} | {n_div}/{len(t['configs'])} | {s['diverged']}/{s['seeds']} | "
+            f"| {o} | {lr} | {dmp} | {n_div} | {s['diverged']}/{s['seeds']} | "
             f"{_ci(s['final_train_loss'])} | {_ci(s['final_test_loss'])} | {_ci(s['final_test_accuracy'], '.3f')} | "
             f"{_ci(e, '#.3g')} ({e['reached']}/{e['of']}) | {_ci(sec, '#.2g')} |")
     return _finish_table(results, lines, "final training loss")
