@@ -30,41 +30,27 @@ def _float(text: str, want: str) -> float:
     return v
 
 
-def positive_int(text: str) -> int:
-    v = _int(text, "a positive integer")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {v}")
-    return v
+def _bounded(parse, want: str, ok, name: str, doc: str | None = None):
+    """An argparse type: ``parse`` the text (naming ``want`` if it is no number), then refuse a value outside ``ok``."""
+
+    def check(text: str):
+        v = parse(text, want)
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"expected {want}; got {v}")
+        return v
+
+    check.__name__ = check.__qualname__ = name  # argparse names the type in some messages
+    check.__doc__ = doc
+    return check
 
 
-def nonneg_int(text: str) -> int:
-    """Seeds and sizes that may be 0 (a negative seed is refused here, naming the flag)."""
-    v = _int(text, "a non-negative integer")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {v}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    v = _float(text, "a positive number")
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {v}")
-    return v
-
-
-def nonneg_float(text: str) -> float:
-    v = _float(text, "a non-negative number")
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number; got {v}")
-    return v
-
-
-def unit_float(text: str) -> float:
-    """A momentum or decay coefficient in ``[0, 1)``."""
-    v = _float(text, "a number in [0, 1)")
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {v}")
-    return v
+positive_int = _bounded(_int, "a positive integer", lambda v: v >= 1, "positive_int")
+nonneg_int = _bounded(_int, "a non-negative integer", lambda v: v >= 0, "nonneg_int",
+                      "Seeds and sizes that may be 0 (a negative seed is refused here, naming the flag).")
+positive_float = _bounded(_float, "a positive number", lambda v: v > 0, "positive_float")
+nonneg_float = _bounded(_float, "a non-negative number", lambda v: v >= 0, "nonneg_float")
+unit_float = _bounded(_float, "a number in [0, 1)", lambda v: 0 <= v < 1, "unit_float",
+                      "A momentum or decay coefficient in ``[0, 1)``.")
 
 
 def shape(text: str) -> tuple[int, ...]:
