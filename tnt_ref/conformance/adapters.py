@@ -94,7 +94,8 @@ class TntRef:
 
     ``factors`` runs tnt-ref's estimator on the block tensors in this implementation's own modes
     (TNT is equivariant under permutations [derived]); ``inverse`` applies the optimizer's damped
-    inverses; ``direction`` and ``trajectory`` run :func:`tnt_ref.optim.tnt` on the canonical arrays.
+    inverses; ``direction`` and ``trajectory`` run :func:`tnt_ref.optim.tnt` on the canonical arrays, on ``backend``
+    ("numpy", "cupy" or "array-api-strict"; the harness's own answer is always NumPy's).
     """
 
     def __init__(self, setting: dict | None = None, name: str | None = None, backend: str = "numpy"):
